@@ -1,0 +1,436 @@
+"""Find cases, modalities and labels in a folder.
+
+Supported layouts (:func:`discover` picks one by looking at the folder):
+
+* **RSNA-MICCAI 2021** — ``<root>[/train]/<case id>/{FLAIR,T1w,T1wCE,T2w}/Image-N.dcm`` with a
+  label CSV ``BraTS21ID,MGMT_value[,…]`` in the root or its parent (IDs may be unpadded
+  integers: case folder ``00046`` is ID ``46``). Task: MGMT promoter methylation (binary).
+* **BraTS NIfTI** — one folder per case with files named as in BraTS 2018 (``FLAIR.nii.gz``,
+  ``T1.nii.gz``, ``GT_W.nii.gz``), 2019 (``<id>_{flair,t1,t1ce|t1post,t2,seg}.nii.gz``) or 2023
+  (``<id>-{t2f,t1n,t1c,t2w,seg}.nii.gz``); an optional CSV with a case-id column and a label
+  column.
+* **2D image folder** — ``<root>/<class name>/*.{jpg,jpeg,png}``; each image is a case with a
+  single slice, its class the folder name.
+* A single DICOM series folder, NIfTI file or image: one case.
+
+Nothing is decoded here: discovery reads folder listings and the label CSV only, so it is fast
+on large trees. A case that cannot be used is kept with its ``errors``; discovery never fails
+because of one bad case.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .dicom import is_dicom_file, list_dicom_files
+from .errors import DatasetError
+from .io import IMAGE_SUFFIXES, is_nifti
+from .volume import MODALITIES
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ModalitySource", "Case", "Dataset", "discover", "modality_from_name"]
+
+#: Modality name used for the single channel of a 2D image case.
+IMAGE_MODALITY = "image"
+
+_NIFTI_TOKENS = {
+    "flair": "FLAIR", "t2f": "FLAIR", "t2flair": "FLAIR",
+    "t1": "T1w", "t1n": "T1w", "t1w": "T1w",
+    "t1ce": "T1wCE", "t1c": "T1wCE", "t1post": "T1wCE", "t1gd": "T1wCE", "t1wce": "T1wCE",
+    "t2": "T2w", "t2w": "T2w",
+    "seg": "SEG", "gt_w": "SEG", "mask": "SEG", "gt": "SEG",
+}
+
+
+def modality_from_name(name: str) -> str | None:
+    """Map a BraTS-style file name or an RSNA folder name to a modality.
+
+    ``"BraTS19_2013_10_1_t1post.nii.gz"`` → ``"T1wCE"``, ``"BraTS-GLI-00001-000-t2f.nii.gz"``
+    → ``"FLAIR"``, ``"GT_W.nii.gz"`` → ``"SEG"``, ``"T1wCE"`` → ``"T1wCE"``; ``None`` when
+    nothing matches.
+    """
+    stem = re.sub(r"\.(nii(\.gz)?|dcm)$", "", name, flags=re.IGNORECASE)
+    if stem in MODALITIES:
+        return stem
+    low = stem.lower()
+    if low in _NIFTI_TOKENS:
+        return _NIFTI_TOKENS[low]
+    token = re.split(r"[_\-. ]", low)[-1]
+    return _NIFTI_TOKENS.get(token)
+
+
+@dataclass
+class ModalitySource:
+    """Where one modality of a case lives. ``kind`` is ``"dicom"`` (a series folder),
+    ``"nifti"`` or ``"image2d"`` (a file)."""
+
+    modality: str
+    path: Path
+    kind: str
+
+
+@dataclass
+class Case:
+    """One patient (or one image, for 2D sets).
+
+    ``label`` is the class index into :attr:`Dataset.class_names`, or ``None`` when unknown.
+    ``errors`` holds messages naming files that could not be used; the case stays listed.
+    """
+
+    case_id: str
+    modalities: dict[str, ModalitySource] = field(default_factory=dict)
+    label: int | None = None
+    segmentation: Path | None = None
+    errors: list[str] = field(default_factory=list)
+    is_2d: bool = False
+
+    def first_modality(self, preferred: tuple[str, ...] = MODALITIES) -> str | None:
+        """The first present modality in ``preferred`` order, else any present one."""
+        for m in preferred:
+            if m in self.modalities:
+                return m
+        return next(iter(self.modalities), None)
+
+
+@dataclass
+class Dataset:
+    """Cases found under ``root`` with the task their labels define.
+
+    ``task`` is ``"binary"``, ``"multiclass"`` or ``"none"`` (no labels). ``patient_ids``
+    says whether case ids identify patients (False for 2D image sets, where one patient's
+    images may be several cases).
+    """
+
+    root: Path
+    layout: str
+    cases: list[Case] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+    label_source: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    patient_ids: bool = True
+
+    @property
+    def task(self) -> str:
+        if not self.class_names or all(c.label is None for c in self.cases):
+            return "none"
+        return "binary" if len(self.class_names) == 2 else "multiclass"
+
+    @property
+    def modalities(self) -> list[str]:
+        """Modalities present in at least one case, standard ones first (SEG excluded)."""
+        found = {m for c in self.cases for m in c.modalities}
+        ordered = [m for m in MODALITIES if m in found]
+        return ordered + sorted(found - set(MODALITIES) - {"SEG"})
+
+    def case(self, case_id: str) -> Case:
+        for c in self.cases:
+            if c.case_id == case_id:
+                return c
+        raise DatasetError(f"{self.root}: no case {case_id!r}")
+
+    def labelled(self) -> list[Case]:
+        return [c for c in self.cases if c.label is not None and not c.errors and c.modalities]
+
+
+# ---------------------------------------------------------------------------- discovery
+def discover(path: str | Path) -> Dataset:
+    """Find the cases under ``path`` (a dataset folder, a case, a series folder or a file).
+
+    Raises:
+        DatasetError: the path does not exist or holds nothing mriviewer can read.
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise DatasetError(f"{root}: no such file or folder")
+    if root.is_file():
+        return _single_file(root)
+    try:
+        children = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    except PermissionError as exc:
+        raise DatasetError(f"{root}: permission denied") from exc
+    dirs = [p for p in children if p.is_dir()]
+
+    train = root / "train"
+    if train.is_dir() and _looks_rsna(train):
+        return _rsna(train, label_dirs=[root, train])
+    if _looks_rsna(root):
+        return _rsna(root, label_dirs=[root, root.parent])
+    if any(d.name in MODALITIES for d in dirs) and not _looks_image_folder(root):
+        return _rsna_single_case(root)
+    if _case_niftis(root):
+        return _brats(root.parent, [root], label_dirs=[root.parent])
+    nifti_cases = [d for d in dirs if _case_niftis(d)]
+    if nifti_cases:
+        return _brats(root, nifti_cases, label_dirs=[root, root.parent])
+    if _looks_image_folder(root):
+        return _image_folder(root)
+    if any(is_dicom_file(p) for p in children if p.is_file()):
+        return _dicom_series_case(root)
+    raise DatasetError(
+        f"{root}: no DICOM series, NIfTI case, RSNA-MICCAI or image-folder layout found"
+    )
+
+
+def _looks_rsna(root: Path) -> bool:
+    for d in sorted(root.iterdir())[:50]:
+        if d.is_dir() and any((d / m).is_dir() for m in MODALITIES):
+            return True
+    return False
+
+
+def _looks_image_folder(root: Path) -> bool:
+    for d in sorted(root.iterdir()):
+        if d.is_dir():
+            for f in d.iterdir():
+                if f.suffix.lower() in IMAGE_SUFFIXES:
+                    return True
+    return False
+
+
+def _case_niftis(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and is_nifti(f):
+            m = modality_from_name(f.name)
+            if m is not None and m not in found:
+                found[m] = f
+    return found
+
+
+def _rsna_case(case_dir: Path) -> Case:
+    case = Case(case_dir.name)
+    for m in MODALITIES:
+        series = case_dir / m
+        if not series.is_dir():
+            continue
+        try:
+            has_dicom = bool(list_dicom_files(series))
+        except OSError as exc:
+            case.errors.append(f"{series}: cannot list folder ({exc})")
+            continue
+        if has_dicom:
+            case.modalities[m] = ModalitySource(m, series, "dicom")
+        else:
+            case.errors.append(f"{series}: folder contains no DICOM files")
+    if not case.modalities and not case.errors:
+        case.errors.append(f"{case_dir}: no modality folder (FLAIR, T1w, T1wCE, T2w) with DICOM files")
+    return case
+
+
+def _rsna(case_root: Path, label_dirs: list[Path]) -> Dataset:
+    ds = Dataset(case_root, "rsna-miccai")
+    ds.cases = [_rsna_case(d) for d in sorted(case_root.iterdir()) if d.is_dir()]
+    csv_path = _find_csv(label_dirs, required=("BraTS21ID", "MGMT_value"))
+    if csv_path is not None:
+        ds.class_names = ["MGMT unmethylated", "MGMT methylated"]
+        ds.label_source = csv_path
+        labels = _read_label_csv(csv_path, "BraTS21ID", "MGMT_value", ds)
+        by_int = {}
+        for key, value in labels.items():
+            try:
+                by_int[int(key)] = value
+            except ValueError:
+                ds.warnings.append(f"{csv_path}: BraTS21ID {key!r} is not an integer")
+        for c in ds.cases:
+            try:
+                v = by_int.get(int(c.case_id))
+            except ValueError:
+                v = None
+            if v is not None:
+                try:
+                    c.label = int(float(v))
+                    if c.label not in (0, 1):
+                        raise ValueError
+                except ValueError:
+                    c.label = None
+                    c.errors.append(f"{csv_path}: MGMT_value {v!r} for case {c.case_id} is not 0 or 1")
+        unlabelled = sum(c.label is None for c in ds.cases)
+        if unlabelled:
+            ds.warnings.append(f"{csv_path}: {unlabelled} case(s) have no label")
+    else:
+        ds.warnings.append(f"{case_root}: no label CSV with BraTS21ID,MGMT_value found")
+    return ds
+
+
+def _rsna_single_case(case_dir: Path) -> Dataset:
+    ds = _rsna(case_dir.parent, label_dirs=[case_dir.parent, case_dir.parent.parent])
+    ds.cases = [c for c in ds.cases if c.case_id == case_dir.name]
+    ds.root = case_dir
+    return ds
+
+
+def _brats(root: Path, case_dirs: list[Path], label_dirs: list[Path]) -> Dataset:
+    ds = Dataset(root, "brats-nifti")
+    for d in case_dirs:
+        case = Case(d.name)
+        for m, f in _case_niftis(d).items():
+            if m == "SEG":
+                case.segmentation = f
+            else:
+                case.modalities[m] = ModalitySource(m, f, "nifti")
+        if not case.modalities:
+            case.errors.append(f"{d}: only a segmentation, no image modality")
+        ds.cases.append(case)
+    csv_path = _find_csv(label_dirs, id_values={c.case_id for c in ds.cases})
+    if csv_path is not None:
+        _apply_generic_labels(ds, csv_path)
+    return ds
+
+
+def _image_folder(root: Path) -> Dataset:
+    ds = Dataset(root, "image-folder", patient_ids=False)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir()
+                     and any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir()))
+    ds.class_names = classes
+    for idx, name in enumerate(classes):
+        for f in sorted((root / name).iterdir()):
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                ds.cases.append(Case(
+                    f"{name}/{f.name}",
+                    {IMAGE_MODALITY: ModalitySource(IMAGE_MODALITY, f, "image2d")},
+                    label=idx,
+                    is_2d=True,
+                ))
+    ds.warnings.append(
+        f"{root}: 2D image folder without patient IDs; each image is treated as its own case, "
+        "so images of one patient may fall in both training and validation"
+    )
+    return ds
+
+
+def _dicom_series_case(folder: Path) -> Dataset:
+    import pydicom
+
+    ds = Dataset(folder.parent, "dicom-series")
+    files = list_dicom_files(folder)
+    modality = "T1w"
+    try:
+        hdr = pydicom.dcmread(files[0], stop_before_pixels=True)
+        modality = series_modality(str(getattr(hdr, "SeriesDescription", "")) or folder.name)
+    except Exception as exc:
+        ds.warnings.append(f"{files[0]}: cannot read header ({exc})")
+    ds.cases = [Case(folder.name, {modality: ModalitySource(modality, folder, "dicom")})]
+    return ds
+
+
+def series_modality(description: str) -> str:
+    """Guess the structural modality from a SeriesDescription or folder name.
+
+    FLAIR before T2 (FLAIR is T2-weighted); contrast-enhanced T1 by ``ce``, ``gd``, ``post``,
+    ``+c`` or ``contrast``; falls back to ``"T1w"`` for an unrecognised description.
+    """
+    d = description.lower()
+    if "flair" in d or "t2f" in d:
+        return "FLAIR"
+    if re.search(r"t1.*(ce|gd|post|\+c|contrast|c\b)", d) or "t1c" in d:
+        return "T1wCE"
+    if re.search(r"t2", d):
+        return "T2w"
+    return "T1w"
+
+
+def _single_file(path: Path) -> Dataset:
+    if is_nifti(path):
+        m = modality_from_name(path.name) or "T1w"
+        if m == "SEG":
+            raise DatasetError(f"{path}: a segmentation alone cannot be opened as a case")
+        case_id = re.sub(r"\.nii(\.gz)?$", "", path.name, flags=re.IGNORECASE)
+        ds = Dataset(path.parent, "file")
+        ds.cases = [Case(case_id, {m: ModalitySource(m, path, "nifti")})]
+        return ds
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        ds = Dataset(path.parent, "file", patient_ids=False)
+        ds.cases = [Case(path.stem, {IMAGE_MODALITY: ModalitySource(IMAGE_MODALITY, path, "image2d")}, is_2d=True)]
+        return ds
+    if is_dicom_file(path):
+        return _dicom_series_case(path.parent)
+    raise DatasetError(f"{path}: unknown file type (expected DICOM, NIfTI or a 2D image)")
+
+
+# ---------------------------------------------------------------------------- labels
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def _find_csv(dirs: list[Path], required: tuple[str, ...] = (), id_values: set[str] | None = None) -> Path | None:
+    seen = set()
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for f in sorted(d.glob("*.csv")):
+            if f in seen:
+                continue
+            seen.add(f)
+            header = _csv_header(f)
+            if required and all(r in header for r in required):
+                return f
+            if id_values and header and _generic_columns(f, header, id_values) is not None:
+                return f
+    return None
+
+
+_LABEL_COLUMNS = ("label", "mgmt_value", "grade", "class", "diagnosis", "target", "y")
+
+
+def _generic_columns(path: Path, header: list[str], id_values: set[str]) -> tuple[str, str] | None:
+    rows = _read_rows(path)
+    label_col = next((h for h in header if h.lower() in _LABEL_COLUMNS), None)
+    for col in header:
+        values = {str(r.get(col, "")).strip() for r in rows}
+        if values & id_values:
+            label = label_col if label_col and label_col != col else next((h for h in header if h != col), None)
+            if label:
+                return col, label
+    return None
+
+
+def _read_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _read_label_csv(path: Path, id_col: str, label_col: str, ds: Dataset) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    try:
+        rows = _read_rows(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        ds.warnings.append(f"{path}: cannot read label CSV ({exc})")
+        return labels
+    for n, row in enumerate(rows, start=2):
+        key, value = (row.get(id_col) or "").strip(), (row.get(label_col) or "").strip()
+        if not key or not value:
+            ds.warnings.append(f"{path}: line {n} has no {id_col} or {label_col}")
+            continue
+        labels[key] = value
+    return labels
+
+
+def _apply_generic_labels(ds: Dataset, csv_path: Path) -> None:
+    cols = _generic_columns(csv_path, _csv_header(csv_path), {c.case_id for c in ds.cases})
+    if cols is None:
+        return
+    id_col, label_col = cols
+    labels = _read_label_csv(csv_path, id_col, label_col, ds)
+    values = sorted({labels[c.case_id] for c in ds.cases if c.case_id in labels})
+    try:
+        numeric = sorted({int(float(v)) for v in values})
+        ds.class_names = [f"{label_col}={v}" for v in range(max(numeric) + 1)] if numeric and min(numeric) >= 0 else []
+        to_index = {v: int(float(v)) for v in values}
+    except ValueError:
+        ds.class_names = values
+        to_index = {v: i for i, v in enumerate(values)}
+    if not ds.class_names:
+        return
+    ds.label_source = csv_path
+    for c in ds.cases:
+        if c.case_id in labels:
+            c.label = to_index[labels[c.case_id]]

@@ -1,0 +1,43 @@
+"""Exception types raised by mriviewer for bad input.
+
+Every message names the file (or folder) and what is wrong with it, so that the GUI and the
+command line can show it as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MriViewerError(Exception):
+    """Base class of every error mriviewer raises on purpose."""
+
+
+class VolumeError(MriViewerError):
+    """A volume's array or geometry is unusable (wrong shape, singular affine)."""
+
+
+class LoadError(MriViewerError):
+    """A file or folder could not be read as an image.
+
+    Args:
+        path: the offending file or folder.
+        reason: what is wrong, in words a user understands.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class DatasetError(MriViewerError):
+    """A dataset folder or label file cannot be used."""
+
+
+class CheckpointError(MriViewerError):
+    """A checkpoint file is missing, corrupt or does not match the data."""
+
+
+class ConfigError(MriViewerError):
+    """A training configuration is invalid (unknown model, bad number, …)."""
