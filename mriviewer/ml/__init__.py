@@ -1,0 +1,1 @@
+"""Models, training engine, metrics and Grad-CAM (no Qt)."""

@@ -1,0 +1,45 @@
+"""Start the GUI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+__all__ = ["run_app", "create_window"]
+
+
+def create_window(path: str | None = None, checkpoint: str | None = None):
+    """Create the main window; opens ``path`` and ``checkpoint`` if given, otherwise offers the
+    built-in demo."""
+    from PySide6 import QtWidgets
+
+    from .main_window import MainWindow
+
+    win = MainWindow()
+    if path:
+        win.open_path(path)
+        if checkpoint:
+            win.load_checkpoint(checkpoint)
+    else:
+        offer = QtWidgets.QPushButton("Open the built-in demo dataset")
+        offer.setObjectName("openDemoButton")
+        offer.clicked.connect(lambda: (offer.hide(), win.open_demo()))
+        win.dataset_opened.connect(offer.hide)
+        win.case_table.parentWidget().layout().insertWidget(1, offer)
+    return win
+
+
+def run_app(path: str | None = None, checkpoint: str | None = None) -> int:
+    """Run the application until its window closes; returns the exit status."""
+    import pyqtgraph as pg
+    from PySide6 import QtGui, QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName("mriviewer")
+    icon = Path(__file__).resolve().parents[2] / "resources" / "mriviewer.svg"
+    if icon.is_file():
+        app.setWindowIcon(QtGui.QIcon(str(icon)))
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    win = create_window(path, checkpoint)
+    win.show()
+    return app.exec()
