@@ -135,14 +135,24 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
         folder = files[0].parent
 
     datasets = []
+    skipped: list[str] = []
     for path in files:
-        ds = _read(path)
+        try:
+            ds = _read(path)
+        except LoadError as exc:
+            if len(files) == 1:
+                raise
+            skipped.append(str(exc))
+            log.warning("%s", exc)
+            continue
         if "PixelData" not in ds:
+            skipped.append(f"{path}: no pixel data (truncated or not an image)")
             log.warning("%s: skipped, no pixel data", path)
             continue
         datasets.append((path, ds))
     if not datasets:
-        raise LoadError(folder, "no DICOM file with pixel data")
+        reason = "no readable DICOM file with pixel data"
+        raise LoadError(folder, reason + (f" ({skipped[0]})" if skipped else ""))
 
     # One series per call: keep the largest SeriesInstanceUID group.
     groups: dict[str, list] = defaultdict(list)
@@ -200,13 +210,21 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
     affine = LPS_TO_RAS @ lps
 
     meta = _series_meta(first)
+    if skipped:
+        meta["skipped_files"] = skipped
+        meta.setdefault("warnings", []).extend(f"skipped {m}" for m in skipped)
     if len(slices) > 2:
         gaps = np.diff(positions)
         med = float(np.median(gaps))
         irregular = np.abs(gaps - med) > max(0.01 * med, 1e-3)
         if np.any(irregular):
             meta["uneven_spacing_mm"] = [float(g) for g in gaps[irregular]]
-            log.warning("%s: uneven slice spacing (median %.3f mm)", folder, med)
+            where = [float(positions[i]) for i in np.flatnonzero(irregular)]
+            meta.setdefault("warnings", []).append(
+                f"{folder}: uneven slice spacing (median {med:.3f} mm; gaps after slices at "
+                f"{', '.join(f'{w:.1f}' for w in where[:5])} mm along the normal)"
+            )
+            log.warning("%s", meta["warnings"][-1])
     return Volume(data, affine, modality, [s[2] for s in slices], meta)
 
 

@@ -135,6 +135,7 @@ class Volume:
             "affine": [[round(float(v), 6) for v in row] for row in self.affine],
             "axcodes": "".join(self.axcodes),
             "acquisition_plane": self.acquisition_plane,
+            **({"warnings": list(self.meta["warnings"])} if self.meta.get("warnings") else {}),
         }
 
 

@@ -71,6 +71,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._load_token = 0
         self._cam_token = 0
         self._messages: list[QtWidgets.QMessageBox] = []
+        self._warned: set[str] = set()
 
         self._build_views()
         self._build_case_dock()
@@ -350,6 +351,10 @@ class MainWindow(QtWidgets.QMainWindow):
             if token != self._load_token:
                 return
             self.state.set_volume(case.case_id, modality, vol)
+            warnings = vol.meta.get("warnings") or []
+            if warnings and str(src.path) not in self._warned:
+                self._warned.add(str(src.path))
+                self.show_error(f"Case {case.case_id} {modality} loaded with warnings:\n" + "\n".join(warnings))
             self.volume_shown.emit(case.case_id)
             self._apply_cam(case.case_id)
 

@@ -1,0 +1,41 @@
+"""Shared fixtures.
+
+Real MRI comes from ``$MRIVIEWER_TEST_DATA`` (default ``../shared/data`` next to the project);
+tests that need it skip with the reason when it is absent. Everything else runs on data the
+tests generate.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("MRIVIEWER_TEST_DATA", ROOT.parent / "shared" / "data")).resolve()
+
+
+def real_data(rel: str) -> Path:
+    """Path of ``rel`` under the real-data folder, or skip the test saying what is missing."""
+    path = DATA / rel
+    if not path.exists():
+        pytest.skip(f"real data not found: {path} (set MRIVIEWER_TEST_DATA to the shared data folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """A small demo dataset (12 cases, 40×40 in-plane, 20 slices), made once per session."""
+    from mriviewer.demo import make_demo_dataset
+
+    out = tmp_path_factory.mktemp("demo")
+    return make_demo_dataset(out, n_cases=12, seed=1, matrix=40, n_slices=20)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """Runs and caches of the GUI go to a temporary folder, never the user's home."""
+    monkeypatch.setenv("MRIVIEWER_RUNS_DIR", str(tmp_path / "runs"))

@@ -1,0 +1,89 @@
+"""The command line: info, train, predict, report, demo, and clean errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mriviewer.cli import main
+
+from .conftest import real_data
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mriviewer", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_info_json_on_demo(demo_dir, capsys):
+    assert main(["info", str(demo_dir), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["layout"] == "rsna-miccai" and len(info["cases"]) == 12
+    case = info["cases"][0]
+    assert set(case) >= {"case_id", "label", "modalities", "errors"}
+    flair = case["modalities"]["FLAIR"]
+    assert set(flair) >= {"path", "shape", "spacing_mm", "affine", "axcodes", "acquisition_plane"}
+    assert len(flair["affine"]) == 4 and flair["acquisition_plane"] in ("axial", "coronal", "sagittal")
+    assert any(c["modalities"]["T1wCE"] is None for c in info["cases"])
+
+
+def test_info_json_on_real_rsna(capsys):
+    root = real_data("rsna-miccai")
+    assert main(["info", str(root), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    (case,) = info["cases"]
+    assert case["case_id"] == "00046" and case["label"] == 1
+    assert case["modalities"]["T1w"] is None
+    flair = case["modalities"]["FLAIR"]
+    assert flair["shape"] == [512, 512, 143] and flair["acquisition_plane"] == "coronal"
+    assert flair["axcodes"] == "LIP"
+
+
+def test_bad_input_is_one_line_no_traceback(tmp_path):
+    r = run_cli("info", str(tmp_path / "nope"))
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    assert "nope" in r.stderr
+    r = run_cli("train", "--data", str(tmp_path), "--model", "vgg", "--epochs", "1", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_train_predict_report(demo_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(demo_dir), "--model", "resnet18-2d", "--epochs", "2", "--out", str(out),
+                 "--image-size", "32", "--slices-per-case", "3", "--device", "cpu", "--pretrained", "none"]) == 0
+    for name in ("best.pt", "config.json", "metrics.json"):
+        assert (out / name).is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"train_loss", "val_loss", "val_auc"} <= set(metrics["epochs"][0])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["checkpoint"].endswith("best.pt")
+
+    preds = tmp_path / "preds.csv"
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), "--data", str(demo_dir), "--out", str(preds)]) == 0
+    rows = list(csv.DictReader(preds.open()))
+    assert len(rows) == 12
+    assert {"case_id", "true_label", "predicted_class", "p_MGMT methylated"} <= set(rows[0])
+
+    pdf = tmp_path / "r.pdf"
+    case_id = rows[0]["case_id"]
+    assert main(["report", "--checkpoint", str(out / "best.pt"), "--data", str(demo_dir), "--case", case_id,
+                 "--out", str(pdf)]) == 0
+    text = pdf_text(pdf)
+    assert "Research use only" in text and f"case {case_id}" in text and "Predicted class" in text
+
+
+def pdf_text(path) -> str:
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() for page in PdfReader(str(path)).pages)
+
+
+@pytest.mark.parametrize("args", [["--version"]])
+def test_version(args, capsys):
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "mriviewer" in capsys.readouterr().out

@@ -1,0 +1,98 @@
+"""The main window driven with qtbot (offscreen): open, navigate, train, predict, Grad-CAM, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def window(qtbot):
+    from mriviewer.ui.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    yield win
+    if win.trainer is not None:
+        win.trainer.stop()
+    qtbot.waitUntil(lambda: not win.workers.busy, timeout=60000)
+
+
+def test_open_navigate_and_window(window, qtbot, demo_dir):
+    from PySide6 import QtCore
+
+    with qtbot.waitSignal(window.volume_shown, timeout=30000):
+        assert window.open_path(demo_dir)
+    assert window.case_table.rowCount() == 12
+    st = window.state
+    assert st.volume is not None and "".join(st.volume.axcodes) == "RAS"
+    # Clicking the axial view moves the crosshair in i and j, not k.
+    view = window.views["axial"]
+    k_before = st.cursor[2]
+    vb = view.viewbox
+    target = vb.mapViewToScene(QtCore.QPointF(5.0, 5.0)).toPoint()
+    qtbot.mouseClick(view.graphics.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=target)
+    assert st.cursor[2] == k_before
+    assert st.cursor[0] == st.volume.shape[0] - 1 - int(5.0 / st.volume.spacing[0])  # radiological: left = R
+    # Keys step slices in the focused view.
+    view.setFocus()
+    qtbot.keyClick(view, QtCore.Qt.Key.Key_Up)
+    assert st.cursor[2] == k_before + 1
+    # Window/level edits change the displayed levels.
+    window.width_spin.setValue(50)
+    assert view.image.levels[1] - view.image.levels[0] == pytest.approx(50, rel=1e-3)
+    # Orientation letters are on the views.
+    assert view.letters["left"].text() == "R" and window.views["sagittal"].letters["left"].text() == "A"
+
+
+def test_bad_folder_shows_message_and_keeps_running(window, qtbot, tmp_path):
+    with qtbot.waitSignal(window.error_shown, timeout=5000) as sig:
+        assert not window.open_path(tmp_path)
+    assert str(tmp_path) in sig.args[0]
+    assert window.isVisible()
+
+
+def test_train_predict_gradcam_export(window, qtbot, demo_dir, tmp_path):
+    from PySide6 import QtCore
+
+    with qtbot.waitSignal(window.volume_shown, timeout=30000):
+        window.open_path(demo_dir)
+    panel = window.train_panel
+    panel.epochs.setValue(2)
+    panel.image_size.setValue(32)
+    panel.batch.setValue(8)
+    panel.device.setCurrentText("cpu")
+    panel.pretrained.setText("none")
+    with qtbot.waitSignal(window.training_finished, timeout=300000) as finished:
+        qtbot.mouseClick(panel.train_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: panel.stop_button.isEnabled(), timeout=5000)
+    result = finished.args[0]
+    assert result.checkpoint is not None
+    # Curves hold one point per epoch.
+    x, y = panel.train_curve.getData()
+    assert list(x) == [1, 2] and np.all(np.isfinite(y))
+    assert len(panel.val_curve.getData()[0]) == 2
+    # Predictions for all cases, and the Grad-CAM overlay of the selected case.
+    qtbot.waitUntil(lambda: len(window.predictions) == 12, timeout=60000)
+    qtbot.waitUntil(lambda: window.state.overlay is not None, timeout=60000)
+    assert window.case_table.item(0, 3).text() in ("MGMT unmethylated", "MGMT methylated")
+    assert "probability" in window.pred_label.text()
+    assert window.state.overlay.shape == window.state.volume.shape
+    assert window.views["axial"].overlay.isVisible()
+    window.cam_check.setChecked(False)
+    assert not window.views["axial"].overlay.isVisible()
+    window.cam_check.setChecked(True)
+
+    pdf = window.export_report(tmp_path / "report.pdf")
+    from .test_cli import pdf_text
+
+    text = pdf_text(pdf)
+    case_id = window.current_case().case_id
+    assert f"case {case_id}" in text and "Research use only" in text and "Grad-CAM" in text
+    csv_path = window.export_predictions(tmp_path / "preds.csv")
+    assert len(csv_path.read_text().strip().splitlines()) == 13

@@ -1,0 +1,117 @@
+"""Readers and discovery on generated files, including bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mriviewer.datasets import discover, modality_from_name
+from mriviewer.errors import DatasetError, LoadError
+from mriviewer.io import load_nifti, load_volume
+
+
+def _nifti(path, data, affine):
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    return path
+
+
+def test_nifti_scaling_and_affine(tmp_path):
+    import nibabel as nib
+
+    data = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    img = nib.Nifti1Image(data, np.diag([2.0, 3.0, 4.0, 1.0]))
+    img.header.set_slope_inter(0.5, 10)
+    nib.save(img, str(tmp_path / "a.nii.gz"))
+    vol = load_nifti(tmp_path / "a.nii.gz")
+    np.testing.assert_allclose(vol.data, data * 0.5 + 10)
+    assert vol.spacing == (2.0, 3.0, 4.0)
+
+
+def test_nifti_4d_takes_first_volume(tmp_path):
+    data = np.stack([np.zeros((3, 3, 3)), np.ones((3, 3, 3))], axis=-1).astype(np.float32)
+    p = _nifti(tmp_path / "four.nii", data, np.eye(4))
+    assert load_nifti(p).data.max() == 0
+    assert load_nifti(p, index4d=1).data.min() == 1
+    with pytest.raises(LoadError, match="out of range"):
+        load_nifti(p, index4d=5)
+
+
+def test_bad_files_name_the_file(tmp_path):
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"not a nifti at all")
+    with pytest.raises(LoadError) as err:
+        load_volume(bad)
+    assert "broken.nii.gz" in str(err.value)
+    with pytest.raises(LoadError, match="no such file"):
+        load_volume(tmp_path / "missing.nii")
+    empty = tmp_path / "series"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("hello")
+    with pytest.raises(LoadError, match="no DICOM files"):
+        load_volume(empty)
+    with pytest.raises(DatasetError):
+        discover(tmp_path / "nothing-here")
+
+
+def test_truncated_dicom_is_reported(tmp_path, demo_dir):
+    src = sorted((demo_dir / "train").glob("*/FLAIR"))[0]
+    series = tmp_path / "s"
+    series.mkdir()
+    files = sorted(src.glob("*.dcm"))
+    for f in files:
+        (series / f.name).write_bytes(f.read_bytes())
+    victim = series / files[3].name
+    victim.write_bytes(victim.read_bytes()[:600])
+    # The rest of the series loads; the bad file and the resulting gap are reported by name.
+    vol = load_volume(series)
+    assert vol.shape[2] == len(files) - 1
+    assert any(files[3].name in w for w in vol.meta["warnings"])
+    assert any("uneven slice spacing" in w for w in vol.meta["warnings"])
+    # A series made only of broken files is an error that names the folder and a file.
+    for f in series.iterdir():
+        f.write_bytes(f.read_bytes()[:600])
+    with pytest.raises(LoadError) as err:
+        load_volume(series)
+    assert str(series) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "name,modality",
+    [("BraTS19_2013_10_1_t1post.nii.gz", "T1wCE"), ("BraTS-GLI-00001-000-t2f.nii.gz", "FLAIR"),
+     ("BraTS-GLI-00001-000-t1n.nii.gz", "T1w"), ("x_t1ce.nii.gz", "T1wCE"), ("FLAIR.nii.gz", "FLAIR"),
+     ("T1.nii.gz", "T1w"), ("GT_W.nii.gz", "SEG"), ("case_seg.nii.gz", "SEG"), ("t2.nii.gz", "T2w"),
+     ("T1wCE", "T1wCE"), ("readme.nii.gz", None)],
+)
+def test_modality_names(name, modality):
+    assert modality_from_name(name) == modality
+
+
+def test_rsna_labels_unpadded_ids_extra_columns_and_missing(tmp_path, demo_dir):
+    import shutil
+
+    root = tmp_path / "rsna"
+    shutil.copytree(demo_dir / "train", root / "train")
+    ids = sorted(d.name for d in (root / "train").iterdir())
+    # Labels for all but the first case, unpadded, extra column, one unknown id.
+    lines = ["BraTS21ID,MGMT_value,fold"] + [f"{int(i)},{n % 2},0" for n, i in enumerate(ids[1:])] + ["99999,1,0"]
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    ds = discover(root)
+    assert ds.layout == "rsna-miccai" and ds.task == "binary"
+    assert ds.case(ids[0]).label is None
+    assert [ds.case(i).label for i in ids[1:]] == [n % 2 for n in range(len(ids) - 1)]
+    assert any("no label" in w for w in ds.warnings)
+
+
+def test_brats_folder_with_label_csv(tmp_path):
+    for cid in ("c1", "c2", "c3"):
+        d = tmp_path / cid
+        d.mkdir()
+        _nifti(d / f"{cid}_flair.nii.gz", np.zeros((4, 4, 4), np.float32), np.eye(4))
+        _nifti(d / f"{cid}_seg.nii.gz", np.zeros((4, 4, 4), np.uint8), np.eye(4))
+    (tmp_path / "grades.csv").write_text("subject,grade\nc1,HGG\nc2,LGG\nc3,HGG\n")
+    ds = discover(tmp_path)
+    assert ds.layout == "brats-nifti" and ds.class_names == ["HGG", "LGG"]
+    assert [c.label for c in ds.cases] == [0, 1, 0]
+    assert all(c.segmentation is not None for c in ds.cases)
