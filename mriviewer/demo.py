@@ -23,10 +23,12 @@ The phantom is a continuous function of RAS+ world coordinates in millimetres
 * one lesion per case, in one hemisphere (it stops at the midline) at a seeded random
   position, whose look depends on the label (the synthetic "MGMT_value"):
 
-  - label 1: large (radius 18–24 mm), lobulated, FLAIR/T2w-bright oedema around a solid rim
-    that enhances on T1wCE, with a necrotic core (dark on T1w/T1wCE, bright on T2w);
-  - label 0: small (radius 8–12 mm), homogeneous, moderately FLAIR/T2w-bright, no
-    enhancement.
+  - label 1: lobulated, FLAIR/T2w-bright oedema around a solid rim that enhances on T1wCE,
+    with a necrotic core (dark on FLAIR, T1w and T1wCE; bright on T2w);
+  - label 0: homogeneous, FLAIR/T2w-bright, no enhancement, no core.
+
+  Both draw their radius from the same range (13–21 mm), so lesion size and the image's
+  intensity statistics do not give the label away: a classifier has to look inside the lesion.
 
 Contrasts (:data:`TISSUE_INTENSITY`) are roughly those of real scans: FLAIR (CSF dark, lesion
 bright), T1w (WM > GM > CSF), T1wCE (T1w + enhancing rim) and T2w (CSF bright). Each case gets
@@ -134,11 +136,11 @@ _NECROSIS_FRACTION = 0.45  # of the lesion radius (label 1)
 _RIM_FRACTION = 0.70  # solid enhancing tumour out to this fraction; oedema beyond
 
 #: Intensity (arbitrary scanner units before bias field, gain and noise) of each tissue per
-#: modality. ``lesion0`` is the whole small lesion of label 0; ``oedema``, ``tumour`` (the
+#: modality. ``lesion0`` is the whole homogeneous lesion of label 0; ``oedema``, ``tumour`` (the
 #: enhancing rim on T1wCE) and ``necrosis`` make up the lesion of label 1.
 TISSUE_INTENSITY: dict[str, dict[str, float]] = {
     "FLAIR": {"scalp": 550, "skull": 50, "csf": 70, "gm": 620, "wm": 470, "marker": 4000,
-              "oedema": 1250, "tumour": 1100, "necrosis": 700, "lesion0": 820},
+              "oedema": 1250, "tumour": 1100, "necrosis": 380, "lesion0": 1150},
     "T1w": {"scalp": 1100, "skull": 60, "csf": 180, "gm": 560, "wm": 820, "marker": 4000,
             "oedema": 620, "tumour": 520, "necrosis": 250, "lesion0": 680},
     "T1wCE": {"scalp": 1100, "skull": 60, "csf": 180, "gm": 570, "wm": 820, "marker": 4000,
@@ -156,7 +158,7 @@ class CaseParams:
     """The random part of one synthetic case (everything else is fixed anatomy).
 
     Attributes:
-        label: 0 (small faint lesion) or 1 (large ring-enhancing lesion).
+        label: 0 (homogeneous lesion) or 1 (ring-enhancing lesion with a necrotic core).
         lesion_centre_mm: lesion centre, RAS+ mm; its x sign is the hemisphere (+ = right).
         lesion_semi_axes_mm: lesion ellipsoid semi-axes, mm, along the rows of
             ``lesion_rotation``.
@@ -192,7 +194,10 @@ def random_case_params(rng: np.random.Generator, label: int) -> CaseParams:
     """
     if label not in (0, 1):
         raise ValueError(f"label must be 0 or 1, got {label!r}")
-    radius = rng.uniform(18.0, 24.0) if label == 1 else rng.uniform(8.0, 12.0)
+    # Both labels draw from the same size range: what tells them apart is the lesion's inside
+    # (necrotic core and enhancing rim for label 1, homogeneous for label 0), so that a network
+    # must look at the lesion, and Grad-CAM finds it, rather than at global intensity.
+    radius = rng.uniform(13.0, 21.0)
     semi = radius * rng.uniform(0.85, 1.15, size=3) if label == 1 else radius * rng.uniform(0.9, 1.1, size=3)
     q, r = np.linalg.qr(rng.normal(size=(3, 3)))
     rotation = q * np.sign(np.diag(r))

@@ -99,6 +99,10 @@ def test_engine_trains_saves_and_predicts(model, demo_dir, tmp_path):
 
     pred = Predictor.load(result.checkpoint, device="cpu")
     cache = VolumeCache()
+    # The saved model reproduces the validation predictions of its epoch.
+    val = metrics["best"]["val_predictions"]
+    for case_id, probs in zip(val["case_ids"], val["probs"], strict=True):
+        np.testing.assert_allclose(pred.predict(ds.case(case_id), cache.get).probs, probs, atol=2e-2)
     p = pred.predict(ds.cases[0], cache.get)
     assert p.probs.shape == (2,) and p.probs.sum() == pytest.approx(1, abs=1e-5)
     cam = pred.gradcam(ds.cases[0], cache.get)
@@ -144,3 +148,14 @@ def test_training_refuses_unlabelled_dataset(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), str(d / "c1_flair.nii.gz"))
     with pytest.raises(DatasetError, match="no labels"):
         next(Trainer(TrainConfig(), discover(tmp_path), tmp_path / "run").run())
+
+
+def test_model_selection_breaks_auc_ties_by_loss():
+    from mriviewer.ml.engine import _improves
+
+    best = {"val_auc": 1.0, "val_loss": 0.7}
+    assert _improves(1.0, 0.1, best)  # same AUC, lower loss: a better model
+    assert not _improves(1.0, 0.9, best)
+    assert not _improves(0.9, 0.01, best)
+    assert _improves(0.6, 5.0, {"val_auc": math.nan, "val_loss": math.inf})
+    assert not _improves(math.nan, 0.1, {"val_auc": 0.6, "val_loss": 1.0})

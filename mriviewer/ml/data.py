@@ -107,6 +107,13 @@ class Preprocessor:
         missing = [m for m in mods if m not in volumes]
         return CaseInput(np.stack(channels), reference, missing)
 
+    @staticmethod
+    def foreground_slices(array: np.ndarray) -> np.ndarray:
+        """``(D,)`` bool: axial slices of ``array`` ``(C, D, H, W)`` in which more than 1 % of
+        the pixels exceed 10 % of the [0, 1] range in some channel."""
+        depth = array.shape[1]
+        return (array.max(axis=0) > 0.1).reshape(depth, -1).mean(axis=1) > 0.01
+
     def slice_indices(self, array: np.ndarray) -> np.ndarray:
         """Axial slice indices (along ``D``) sampled for a 2D model: ``slices_per_case``
         evenly spaced within the central half of the foreground (voxels above 10 % of the
@@ -115,8 +122,7 @@ class Preprocessor:
         n = min(self.config.slices_per_case, depth)
         if depth == 1:
             return np.zeros(1, dtype=int)
-        fg = (array.max(axis=0) > 0.1).reshape(depth, -1).mean(axis=1) > 0.01
-        idx = np.flatnonzero(fg)
+        idx = np.flatnonzero(self.foreground_slices(array))
         lo, hi = (idx[0], idx[-1]) if idx.size else (0, depth - 1)
         span = hi - lo
         lo, hi = lo + span * 0.25, hi - span * 0.25

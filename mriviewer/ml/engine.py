@@ -8,7 +8,7 @@ run after the current batch; the best checkpoint so far stays on disk. :func:`ru
 drives the generator with plain callbacks.
 
 Outputs in ``out_dir``: ``best.pt`` (checkpoint of the epoch with the best validation AUC;
-the lowest validation loss decides while the AUC is undefined), ``config.json`` and
+the lowest validation loss breaks ties and decides while the AUC is undefined), ``config.json`` and
 ``metrics.json`` (``epochs``: ``train_loss``, ``val_loss``, ``val_auc``, ``val_accuracy``,
 ``seconds`` per epoch; ``best``: epoch, AUC and its 95 % bootstrap interval; the split).
 """
@@ -266,10 +266,7 @@ class Trainer:
                 "val_accuracy": accuracy(labels, probs),
                 "seconds": time.perf_counter() - t0,
             }
-            improved = (
-                (not math.isnan(val_auc) and (math.isnan(best["val_auc"]) or val_auc > best["val_auc"]))
-                or (math.isnan(val_auc) and math.isnan(best["val_auc"]) and val_loss < best["val_loss"])
-            )
+            improved = _improves(val_auc, val_loss, best)
             record["is_best"] = bool(improved)
             history.append(record)
             if improved:
@@ -358,6 +355,17 @@ def run_training(
             return done.value
         for cb in callbacks:
             cb(event)
+
+
+def _improves(val_auc: float, val_loss: float, best: dict) -> bool:
+    """Model selection: a higher validation AUC wins; on an equal AUC (within 1e-9, e.g. both
+    1.0 on an easy set) or an undefined one, the lower validation loss wins."""
+    best_auc = best["val_auc"]
+    if math.isnan(val_auc):
+        return math.isnan(best_auc) and val_loss < best["val_loss"]
+    if math.isnan(best_auc) or val_auc > best_auc + 1e-9:
+        return True
+    return abs(val_auc - best_auc) <= 1e-9 and val_loss < best["val_loss"]
 
 
 def _fmt(v: float) -> str:

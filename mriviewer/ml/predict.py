@@ -3,7 +3,8 @@
 Grad-CAM (Selvaraju et al., 2017, "Grad-CAM: Visual Explanations from Deep Networks via
 Gradient-based Localization") is computed with MONAI's ``monai.visualize.GradCAM`` on the last
 residual stage (``layer4``) of both models. For ``resnet18-2d`` it runs on every axial slice of the
-case (at most :data:`MAX_CAM_SLICES`, evenly spaced) and the per-slice maps are stacked; for
+case that contains anatomy (at most :data:`MAX_CAM_SLICES`, evenly spaced, the rest interpolated)
+and the per-slice maps are stacked; slices outside the head get zero; for
 ``r3d-18`` on the whole stack. The map is scaled to [0, 1] over the whole volume (not per
 slice, so slices the network ignores stay dark) and resampled (trilinear) to the canonical grid
 of the case's first input modality, so the viewer overlays it voxel for voxel.
@@ -161,14 +162,25 @@ class Predictor:
             x = self._tensor(ci.array[None])
             cam = self._cam(x, class_idx=class_index)[0, 0]  # (D, H, W)
         else:
+            # Slices without anatomy (the network never saw such input) get no map: their
+            # Grad-CAM is noise that would otherwise set the volume's scale.
             depth = ci.array.shape[1]
-            idx = np.unique(np.round(np.linspace(0, depth - 1, min(depth, MAX_CAM_SLICES))).astype(int))
-            maps = []
+            head = np.flatnonzero(pre.foreground_slices(ci.array))
+            if head.size == 0:
+                head = np.arange(depth)
+            idx = np.unique(np.round(np.linspace(head[0], head[-1], min(head.size, MAX_CAM_SLICES))).astype(int))
+            cam = torch.zeros((depth,) + ci.array.shape[2:])
             for start in range(0, len(idx), 16):
                 chunk = idx[start:start + 16]
                 x = self._tensor(ci.array[:, chunk].transpose(1, 0, 2, 3))
-                maps.append(self._cam(x, class_idx=class_index)[:, 0].detach())
-            cam = torch.cat(maps)  # (S, H, W)
+                cam[torch.from_numpy(chunk)] = self._cam(x, class_idx=class_index)[:, 0].detach().float().cpu()
+            if len(idx) < head.size:  # fill skipped slices inside the head by linear interpolation
+                for d in range(head[0], head[-1] + 1):
+                    if d not in idx:
+                        hi = int(np.searchsorted(idx, d))
+                        a, b = idx[hi - 1], idx[hi]
+                        w = (d - a) / (b - a)
+                        cam[d] = (1 - w) * cam[a] + w * cam[b]
         cam = cam.detach().float().cpu()
         ref = ci.reference
         target = (ref.shape[2], ref.shape[1], ref.shape[0])  # (K, J, I)

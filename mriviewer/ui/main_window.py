@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = ["MainWindow", "runs_dir"]
 
 COLUMNS = ("Case", "Label", "Modalities", "Prediction", "P")
+SHORT = {"FLAIR": "FL", "T1w": "T1", "T1wCE": "T1c", "T2w": "T2"}
 
 
 def runs_dir() -> Path:
@@ -175,7 +176,7 @@ class MainWindow(QtWidgets.QMainWindow):
         dock = QtWidgets.QDockWidget("Cases", self)
         dock.setObjectName("casesDock")
         dock.setWidget(w)
-        dock.setMinimumWidth(330)
+        dock.setMinimumWidth(420)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
 
     def _build_train_dock(self) -> None:
@@ -284,13 +285,14 @@ class MainWindow(QtWidgets.QMainWindow):
             if case.is_2d:
                 mods = "2D image"
             else:
-                mods = " ".join(m if m in case.modalities else "·" for m in MODALITIES)
+                mods = " ".join(SHORT[m] if m in case.modalities else "–" for m in MODALITIES)
             values = (case.case_id, label, mods, "", "")
             for c, v in enumerate(values):
                 item = QtWidgets.QTableWidgetItem(v)
                 if c == 2 and not case.is_2d:
                     missing = [m for m in MODALITIES if m not in case.modalities]
-                    item.setToolTip("missing: " + ", ".join(missing) if missing else "all four modalities")
+                    present = ", ".join(m for m in MODALITIES if m in case.modalities)
+                    item.setToolTip(f"present: {present}" + (f"; missing: {', '.join(missing)}" if missing else ""))
                 if case.errors:
                     item.setBackground(QtGui.QColor(255, 210, 210))
                     item.setToolTip("\n".join(case.errors))
