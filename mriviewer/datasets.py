@@ -21,6 +21,7 @@ because of one bad case.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -37,6 +38,11 @@ __all__ = ["ModalitySource", "Case", "Dataset", "discover", "modality_from_name"
 
 #: Modality name used for the single channel of a 2D image case.
 IMAGE_MODALITY = "image"
+
+#: Optional JSON file in a dataset folder (or its parent) with suggested settings, e.g.
+#: ``{"train": {"model": "resnet18-2d", "modalities": ["T1wCE"], "epochs": 10}}``; the GUI's
+#: Train panel starts from them.
+DATASET_SETTINGS = "mriviewer.json"
 
 _NIFTI_TOKENS = {
     "flair": "FLAIR", "t2f": "FLAIR", "t2flair": "FLAIR",
@@ -113,6 +119,7 @@ class Dataset:
     label_source: Path | None = None
     warnings: list[str] = field(default_factory=list)
     patient_ids: bool = True
+    settings: dict = field(default_factory=dict)
 
     @property
     def task(self) -> str:
@@ -141,10 +148,25 @@ class Dataset:
 def discover(path: str | Path) -> Dataset:
     """Find the cases under ``path`` (a dataset folder, a case, a series folder or a file).
 
+    Cases are listed in folder order; a :data:`DATASET_SETTINGS` file in the dataset's root or
+    its parent is read into :attr:`Dataset.settings`.
+
     Raises:
         DatasetError: the path does not exist or holds nothing mriviewer can read.
     """
-    root = Path(path).expanduser()
+    ds = _discover(Path(path).expanduser())
+    for folder in (ds.root, ds.root.parent):
+        f = folder / DATASET_SETTINGS
+        if f.is_file():
+            try:
+                ds.settings = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                ds.warnings.append(f"{f}: ignored, not valid JSON ({exc})")
+            break
+    return ds
+
+
+def _discover(root: Path) -> Dataset:
     if not root.exists():
         raise DatasetError(f"{root}: no such file or folder")
     if root.is_file():

@@ -56,6 +56,7 @@ arguments) only.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
+from .datasets import DATASET_SETTINGS
 from .volume import MODALITIES
 
 __all__ = [
@@ -132,7 +134,7 @@ _EDGE_MM = 1.2  # width of the linear partial-volume ramp at every boundary
 _VENTRICLE_CENTRE = (9.0, 2.0, 12.0)  # right one; the left one is mirrored in x
 _VENTRICLE_SEMI_AXES = (5.5, 24.0, 9.0)
 _VENTRICLE_TILT_RAD = math.radians(12.0)  # posterior horns diverge
-_NECROSIS_FRACTION = 0.45  # of the lesion radius (label 1)
+_NECROSIS_FRACTION = 0.55  # of the lesion radius (label 1)
 _RIM_FRACTION = 0.70  # solid enhancing tumour out to this fraction; oedema beyond
 
 #: Intensity (arbitrary scanner units before bias field, gain and noise) of each tissue per
@@ -144,7 +146,7 @@ TISSUE_INTENSITY: dict[str, dict[str, float]] = {
     "T1w": {"scalp": 1100, "skull": 60, "csf": 180, "gm": 560, "wm": 820, "marker": 4000,
             "oedema": 620, "tumour": 520, "necrosis": 250, "lesion0": 680},
     "T1wCE": {"scalp": 1100, "skull": 60, "csf": 180, "gm": 570, "wm": 820, "marker": 4000,
-              "oedema": 620, "tumour": 1500, "necrosis": 250, "lesion0": 680},
+              "oedema": 620, "tumour": 2400, "necrosis": 250, "lesion0": 680},
     "T2w": {"scalp": 800, "skull": 50, "csf": 1600, "gm": 850, "wm": 620, "marker": 4000,
             "oedema": 1250, "tumour": 1100, "necrosis": 1500, "lesion0": 950},
 }
@@ -205,8 +207,9 @@ def random_case_params(rng: np.random.Generator, label: int) -> CaseParams:
     brain = np.array(_BRAIN_SEMI_AXES)
     limit = 0.92 - 0.8 * radius / brain.min()
     for _ in range(1000):
+        # Near the axial mid-level, where 2D models sample their slices.
         centre = np.array([side * rng.uniform(12.0, 38.0), rng.uniform(-45.0, 45.0),
-                           rng.uniform(-15.0, 30.0)])
+                           rng.uniform(-5.0, 15.0)])
         if np.linalg.norm(centre / brain) <= limit:
             break
     else:  # pragma: no cover - the acceptance region is large
@@ -618,7 +621,7 @@ def _write_series(folder: Path, pixels: np.ndarray, grid: SeriesGrid, numbering:
 
 def make_demo_dataset(
     out_dir: str | Path,
-    n_cases: int = 24,
+    n_cases: int = 32,
     seed: int = 0,
     matrix: int = 96,
     n_slices: int = 40,
@@ -689,4 +692,10 @@ def make_demo_dataset(
         writer.writerow(["BraTS21ID", "MGMT_value"])
         for case in plans:
             writer.writerow([case.case_id, case.label])
+    # Suggested training settings, read by the GUI's Train panel (see datasets.DATASET_SETTINGS):
+    # the label shows most on T1wCE (ring enhancement), so that is the suggested input.
+    (out / DATASET_SETTINGS).write_text(json.dumps({
+        "description": "mriviewer synthetic demo (phantoms; research use only)",
+        "train": {"model": "resnet18-2d", "modalities": ["T1wCE"], "epochs": 10, "image_size": 128},
+    }, indent=2) + "\n")
     return out

@@ -63,6 +63,8 @@ def test_train_predict_gradcam_export(window, qtbot, demo_dir, tmp_path):
     with qtbot.waitSignal(window.volume_shown, timeout=30000):
         window.open_path(demo_dir)
     panel = window.train_panel
+    # The demo's mriviewer.json suggests T1wCE as input.
+    assert panel.modality_checks["T1wCE"].isChecked() and not panel.modality_checks["FLAIR"].isChecked()
     panel.epochs.setValue(2)
     panel.image_size.setValue(32)
     panel.batch.setValue(8)
@@ -78,9 +80,14 @@ def test_train_predict_gradcam_export(window, qtbot, demo_dir, tmp_path):
     assert list(x) == [1, 2] and np.all(np.isfinite(y))
     assert len(panel.val_curve.getData()[0]) == 2
     # Predictions for all cases, and the Grad-CAM overlay of the selected case.
-    qtbot.waitUntil(lambda: len(window.predictions) == 12, timeout=60000)
+    qtbot.waitUntil(lambda: len(window.predictions) + len(window.prediction_errors) == 12, timeout=60000)
     qtbot.waitUntil(lambda: window.state.overlay is not None, timeout=60000)
     assert window.case_table.item(0, 3).text() in ("MGMT unmethylated", "MGMT methylated")
+    # The one case without T1wCE cannot be predicted by a T1wCE model, and says so.
+    (missing,) = [c for c in window.dataset.cases if "T1wCE" not in c.modalities]
+    assert "T1wCE" in window.prediction_errors[missing.case_id]
+    row = window.dataset.cases.index(missing)
+    assert window.case_table.item(row, 3).text() == "not predicted"
     assert "probability" in window.pred_label.text()
     assert window.state.overlay.shape == window.state.volume.shape
     assert window.views["axial"].overlay.isVisible()
@@ -95,4 +102,4 @@ def test_train_predict_gradcam_export(window, qtbot, demo_dir, tmp_path):
     case_id = window.current_case().case_id
     assert f"case {case_id}" in text and "Research use only" in text and "Grad-CAM" in text
     csv_path = window.export_predictions(tmp_path / "preds.csv")
-    assert len(csv_path.read_text().strip().splitlines()) == 13
+    assert len(csv_path.read_text().strip().splitlines()) == 12  # header + 11 predicted cases

@@ -7,7 +7,8 @@ case that contains anatomy (at most :data:`MAX_CAM_SLICES`, evenly spaced, the r
 and the per-slice maps are stacked; slices outside the head get zero; for
 ``r3d-18`` on the whole stack. The map is scaled to [0, 1] over the whole volume (not per
 slice, so slices the network ignores stay dark) and resampled (trilinear) to the canonical grid
-of the case's first input modality, so the viewer overlays it voxel for voxel.
+of the case's first input modality, so the viewer overlays it voxel for voxel. Outside the head
+(:func:`head_mask`) the map is set to zero.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .config import TrainConfig
 from .data import CaseInput, Preprocessor, normalise_channels
 from .engine import CHECKPOINT_FORMAT, resolve_device
 
-__all__ = ["Predictor", "Prediction", "GradCamResult", "MAX_CAM_SLICES"]
+__all__ = ["Predictor", "Prediction", "GradCamResult", "MAX_CAM_SLICES", "head_mask"]
 
 #: Upper bound on slices run through a 2D model for one Grad-CAM volume.
 MAX_CAM_SLICES = 64
@@ -55,6 +56,22 @@ class GradCamResult:
     cam: np.ndarray
     reference: Volume
     class_index: int
+
+
+def head_mask(data: np.ndarray) -> np.ndarray:
+    """``(I, J, K)`` float32 mask of the head: voxels above 5 % of the 99th percentile, holes
+    filled and dilated by 2 voxels (scipy.ndimage). Grad-CAM is upsampled from a coarse grid
+    (4×4 cells at 128 px) and would otherwise colour the air around the head."""
+    from scipy import ndimage
+
+    finite = np.nan_to_num(data)
+    hi = float(np.percentile(finite[::4, ::4, ::4], 99)) if finite.size else 0.0
+    mask = finite > 0.05 * hi
+    if not mask.any():
+        return np.ones(data.shape, dtype=np.float32)
+    mask = ndimage.binary_dilation(mask, iterations=2)
+    mask = ndimage.binary_fill_holes(mask)
+    return mask.astype(np.float32)
 
 
 class Predictor:
@@ -186,7 +203,7 @@ class Predictor:
         target = (ref.shape[2], ref.shape[1], ref.shape[0])  # (K, J, I)
         cam = F.interpolate(cam[None, None], size=target, mode="trilinear", align_corners=False)[0, 0]
         cam = cam.numpy().transpose(2, 1, 0)  # (I, J, K)
-        cam = np.clip(cam, 0, None)
+        cam = np.clip(cam, 0, None) * head_mask(ref.data)
         peak = float(cam.max())
         if peak > 0:
             cam = cam / peak

@@ -66,6 +66,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.workers = WorkerPool()
         self.predictor = None
         self.predictions: dict = {}
+        self.prediction_errors: dict[str, str] = {}
         self.cams: dict = {}  # case_id -> GradCamResult
         self.trainer: Trainer | None = None
         self.last_result: TrainResult | None = None
@@ -261,6 +262,9 @@ class MainWindow(QtWidgets.QMainWindow):
             + (f", <span style='color:#c00'>{n_err} with errors</span>" if n_err else "")
         )
         self.train_panel.set_modalities(ds.modalities)
+        if isinstance(ds.settings.get("train"), dict):
+            self.train_panel.apply_settings(ds.settings["train"])
+            self.train_panel.append_log(f"Suggested settings from the dataset: {ds.settings['train']}")
         self.train_panel.train_button.setEnabled(ds.task != "none")
         for w in ds.warnings:
             self.train_panel.append_log(f"Note: {w}")
@@ -463,6 +467,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error(str(exc))
             return False
         self.predictions.clear()
+        self.prediction_errors.clear()
         self.cams.clear()
         m = self.predictor.metrics
         auc = m.get("val_auc")
@@ -497,8 +502,9 @@ class MainWindow(QtWidgets.QMainWindow):
         case_id, pred = item
         r = next(i for i, c in enumerate(self.dataset.cases) if c.case_id == case_id)
         if isinstance(pred, Exception):
-            self.case_table.item(r, 3).setText("error")
+            self.case_table.item(r, 3).setText("not predicted")
             self.case_table.item(r, 3).setToolTip(str(pred))
+            self.prediction_errors[case_id] = str(pred)
             return
         self.predictions[case_id] = pred
         self.case_table.item(r, 3).setText(pred.class_name)
@@ -517,7 +523,10 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         pred = self.predictions.get(case.case_id)
         if pred is None:
-            self.pred_label.setText("Predicting…")
+            err = self.prediction_errors.get(case.case_id)
+            self.pred_label.setText(f"Not predicted: {err}" if err else "Predicting…")
+            self.pred_detail.setText("")
+            self.state.set_overlay(None)
             return
         self.pred_label.setText(f"<b>{pred.class_name}</b> — probability {pred.probability:.3f}")
         probs = ", ".join(f"{n}: {p:.2f}" for n, p in zip(self.predictor.class_names, pred.probs, strict=False))

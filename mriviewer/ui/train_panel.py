@@ -114,6 +114,21 @@ class TrainPanel(QtWidgets.QWidget):
             self.modality_layout.addWidget(cb)
             self.modality_checks[m] = cb
 
+    def apply_settings(self, train: dict) -> None:
+        """Start from a dataset's suggested settings (``mriviewer.json``'s ``"train"``)."""
+        if train.get("model") in MODEL_NAMES:
+            self.model.setCurrentText(train["model"])
+        mods = train.get("modalities")
+        if mods and any(m in self.modality_checks for m in mods):
+            for m, cb in self.modality_checks.items():
+                cb.setChecked(m in mods)
+        for key, widget in (("epochs", self.epochs), ("batch_size", self.batch),
+                            ("image_size", self.image_size), ("depth", self.depth)):
+            if isinstance(train.get(key), int):
+                widget.setValue(train[key])
+        if isinstance(train.get("lr"), (int, float)):
+            self.lr.setValue(float(train["lr"]))
+
     def _model_changed(self, name: str) -> None:
         is3d = name == "r3d-18"
         self.depth.setEnabled(is3d)
