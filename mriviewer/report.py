@@ -149,7 +149,9 @@ def write_case_report(inputs: ReportInputs, out: str | Path) -> Path:
 
     conv = "radiological" if inputs.radiological else "neurological"
     rows = [("Without overlay", None), (f"With Grad-CAM ({inputs.cmap}, opacity {inputs.opacity:.2f})", inputs.cam)]
-    cell = 56 * mm
+    cell_w = (width - 2 * x0) / 3  # one column per plane
+    box = cell_w - 12 * mm  # largest image side; leaves room for the letters
+    planes = PLANES if not inputs.volume.is_2d else ("axial",)
     for title, cam in rows:
         if cam is None and title != "Without overlay":
             line("Grad-CAM: not available for this case", 9)
@@ -157,28 +159,29 @@ def write_case_report(inputs: ReportInputs, out: str | Path) -> Path:
         line(title + f" — {conv} convention", 10, bold=True, dy=4 * mm)
         imgs = render_planes(inputs.volume, inputs.cursor, cam, inputs.window, inputs.radiological,
                              inputs.cmap, inputs.opacity)
-        top = y
-        for n, plane in enumerate(PLANES if not inputs.volume.is_2d else ("axial",)):
+        top = y - 3 * mm  # below the plane names
+        for n, plane in enumerate(planes):
             img = imgs[plane]
             h, w = img.shape[:2]
-            s = cell / max(h, w)
-            dw, dh = w * s, h * s
-            cx = x0 + n * (cell + 6 * mm) + 3 * mm
+            scale = box / max(h, w)
+            dw, dh = w * scale, h * scale
+            cx = x0 + n * cell_w + cell_w / 2  # centre of the column
+            left, bottom = cx - dw / 2, top - 5 * mm - (box + dh) / 2
             buf = io.BytesIO()
             Image.fromarray(img).save(buf, format="PNG")
             buf.seek(0)
-            c.drawImage(ImageReader(buf), cx + (cell - dw) / 2, top - 4 * mm - dh - (cell - dh) / 2, dw, dh)
+            c.drawImage(ImageReader(buf), left, bottom, dw, dh)
             c.setFont("Helvetica", 7)
-            c.drawString(cx, top - 2.5 * mm, "2D image" if inputs.volume.is_2d else plane)
+            c.drawCentredString(cx, top, "2D image" if inputs.volume.is_2d else plane)
             if not inputs.volume.is_2d:
                 letters = orientation_letters(plane, inputs.radiological)
                 c.setFont("Helvetica-Bold", 8)
-                mid_y = top - 4 * mm - cell / 2
-                c.drawCentredString(cx + cell / 2, top - 4 * mm + 1 * mm - (cell - dh) / 2 + 0.5 * mm, letters["top"])
-                c.drawCentredString(cx + cell / 2, top - 4 * mm - cell + (cell - dh) / 2 - 3.5 * mm, letters["bottom"])
-                c.drawRightString(cx + (cell - dw) / 2 - 1 * mm, mid_y, letters["left"])
-                c.drawString(cx + (cell + dw) / 2 + 1 * mm, mid_y, letters["right"])
-        y = top - cell - 10 * mm
+                mid = bottom + dh / 2 - 1 * mm
+                c.drawCentredString(cx, bottom + dh + 1.2 * mm, letters["top"])
+                c.drawCentredString(cx, bottom - 3.5 * mm, letters["bottom"])
+                c.drawRightString(left - 1.2 * mm, mid, letters["left"])
+                c.drawString(left + dw + 1.2 * mm, mid, letters["right"])
+        y = top - box - 14 * mm
     c.setFont("Helvetica", 7)
     c.drawString(x0, 12 * mm, f"{RESEARCH_ONLY} Predictions are model outputs for research, not findings.")
     c.showPage()

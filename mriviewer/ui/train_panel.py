@@ -84,21 +84,24 @@ class TrainPanel(QtWidgets.QWidget):
         self.auc_plot.setYRange(0, 1)
         self.auc_plot.addItem(pg.InfiniteLine(0.5, angle=0, pen=pg.mkPen((150, 150, 150), style=QtCore.Qt.PenStyle.DashLine)))
         self.auc_curve = self.auc_plot.plot([], [], pen=pg.mkPen("#66cc66", width=2), symbol="o", symbolSize=5)
+        policy = QtWidgets.QSizePolicy.Policy
         for p in (self.loss_plot, self.auc_plot):
-            p.setMinimumHeight(140)
+            p.setMinimumHeight(150)
+            p.setSizePolicy(policy.Expanding, policy.Ignored)  # share the dock's height
             p.showGrid(x=True, y=True, alpha=0.3)
         self.log = QtWidgets.QPlainTextEdit(readOnly=True)
         self.log.setMaximumBlockCount(2000)
-        self.log.setMinimumHeight(80)
+        self.log.setMinimumHeight(70)
+        self.log.setSizePolicy(policy.Expanding, policy.Ignored)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        layout.addWidget(self.loss_plot, 2)
-        layout.addWidget(self.auc_plot, 2)
-        layout.addWidget(self.log, 1)
+        layout.addWidget(self.loss_plot, 3)
+        layout.addWidget(self.auc_plot, 3)
+        layout.addWidget(self.log, 2)
         self.history: list[dict] = []
         self._model_changed(self.model.currentText())
 
