@@ -81,6 +81,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_menus()
         self._build_status()
         self.state.on("cursor", self._update_readout)
+        self.state.on("volume", self._arrange_views)
         self.state.on("window", self._sync_window_widgets)
         self.state.on("volume", self._sync_window_widgets)
 
@@ -114,6 +115,7 @@ class MainWindow(QtWidgets.QMainWindow):
         grid.addLayout(bar, 0, 0, 1, 2)
 
         self.views = {p: SliceView(p, self.state) for p in ("axial", "coronal", "sagittal")}
+        self._grid = grid
         grid.addWidget(self.views["axial"], 1, 0)
         grid.addWidget(self.views["coronal"], 1, 1)
         grid.addWidget(self.views["sagittal"], 2, 0)
@@ -166,6 +168,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.case_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.case_table.verticalHeader().setVisible(False)
         self.case_table.horizontalHeader().setStretchLastSection(True)
+        self.case_table.setTextElideMode(QtCore.Qt.TextElideMode.ElideLeft)
+        self.case_table.setWordWrap(False)
         self.case_table.itemSelectionChanged.connect(self._case_selected)
         self.dataset_label = QtWidgets.QLabel("No dataset. File ▸ Open folder… or File ▸ Open demo.")
         self.dataset_label.setWordWrap(True)
@@ -301,7 +305,13 @@ class MainWindow(QtWidgets.QMainWindow):
                     item.setBackground(QtGui.QColor(255, 210, 210))
                     item.setToolTip("\n".join(case.errors))
                 self.case_table.setItem(r, c, item)
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
         self.case_table.resizeColumnsToContents()
+        for col, widest in ((0, 150), (1, 150)):
+            if self.case_table.columnWidth(col) > widest:
+                self.case_table.setColumnWidth(col, widest)
 
     def current_case(self) -> Case | None:
         rows = self.case_table.selectionModel().selectedRows() if self.case_table.selectionModel() else []
@@ -382,6 +392,15 @@ class MainWindow(QtWidgets.QMainWindow):
                 item.setBackground(QtGui.QColor(255, 210, 210))
                 item.setToolTip("\n".join(case.errors))
 
+    def _arrange_views(self) -> None:
+        """A 2D image gets the whole left column (the other planes do not exist)."""
+        vol = self.state.volume
+        is_2d = vol is not None and vol.is_2d
+        axial = self.views["axial"]
+        self._grid.removeWidget(axial)
+        self._grid.addWidget(axial, 1, 0, 2 if is_2d else 1, 1)
+        self.views["sagittal"].setVisible(not is_2d)
+
     # ------------------------------------------------------------------ window / readout
     def _sync_window_widgets(self) -> None:
         low, high = self.state.window
@@ -404,9 +423,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if st.volume is None:
             self.readout.setText("")
             return
-        xyz = st.cursor_world()
-        text = (f"{st.case_id} {st.modality}  voxel ({st.cursor[0]}, {st.cursor[1]}, {st.cursor[2]})  "
-                f"RAS ({xyz[0]:.1f}, {xyz[1]:.1f}, {xyz[2]:.1f}) mm  value {st.cursor_value():.1f}")
+        if st.volume.is_2d:
+            i, j = st.cursor[0], st.cursor[1]
+            text = (f"{st.case_id}  pixel (column {st.volume.shape[0] - 1 - i}, row {st.volume.shape[1] - 1 - j})  "
+                    f"value {st.cursor_value():.1f}")
+        else:
+            xyz = st.cursor_world()
+            text = (f"{st.case_id} {st.modality}  voxel ({st.cursor[0]}, {st.cursor[1]}, {st.cursor[2]})  "
+                    f"RAS ({xyz[0]:.1f}, {xyz[1]:.1f}, {xyz[2]:.1f}) mm  value {st.cursor_value():.1f}")
         if st.overlay is not None:
             text += f"  Grad-CAM {float(st.overlay[st.cursor]):.2f}"
         self.readout.setText(text)
@@ -515,7 +539,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _predictions_done(self) -> None:
         self._set_busy(False, f"{len(self.predictions)} predictions")
-        self.case_table.resizeColumnsToContents()
+        self._fit_columns()
         self.predictions_ready.emit()
 
     def _show_prediction(self, case: Case) -> None:
