@@ -27,7 +27,7 @@ def source_key(source: ModalitySource) -> tuple:
         OSError: the source cannot be listed or stat-ed.
     """
     path = Path(source.path)
-    files = list_dicom_files(path) if path.is_dir() else [path]
+    files = list(source.files) or (list_dicom_files(path) if path.is_dir() else [path])
     stats = []
     for f in files:
         st = f.stat()
@@ -66,7 +66,7 @@ class VolumeCache:
                     self._items.move_to_end(key)
                     self.hits += 1
                     return vol
-        vol = load_volume(source.path, source.modality)
+        vol = load_volume(list(source.files) if source.files else source.path, source.modality)
         with self._lock:
             self.misses += 1
             if key is not None:

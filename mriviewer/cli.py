@@ -122,7 +122,7 @@ def dataset_info(path: str | Path, read_headers: bool = True) -> dict:
             except MriViewerError as exc:
                 mods[m] = {"path": str(src.path), "error": str(exc)}
                 errors.append(str(exc))
-        label_name = ds.class_names[case.label] if case.label is not None and case.label < len(ds.class_names) else None
+        label_name = ds.label_name(case)
         cases.append({"case_id": case.case_id, "label": case.label, "label_name": label_name,
                       "modalities": mods, "errors": errors})
     return {

@@ -34,10 +34,13 @@ from .volume import MODALITIES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ModalitySource", "Case", "Dataset", "discover", "modality_from_name"]
+__all__ = ["ModalitySource", "Case", "Dataset", "discover", "modality_from_name", "series_modality", "UNKNOWN_MODALITY", "DATASET_SETTINGS"]
 
 #: Modality name used for the single channel of a 2D image case.
 IMAGE_MODALITY = "image"
+
+#: Modality of a series whose description names none of the structural ones.
+UNKNOWN_MODALITY = "other"
 
 #: Optional JSON file in a dataset folder (or its parent) with suggested settings, e.g.
 #: ``{"train": {"model": "resnet18-2d", "modalities": ["T1wCE"], "epochs": 10}}``; the GUI's
@@ -72,12 +75,13 @@ def modality_from_name(name: str) -> str | None:
 
 @dataclass
 class ModalitySource:
-    """Where one modality of a case lives. ``kind`` is ``"dicom"`` (a series folder),
-    ``"nifti"`` or ``"image2d"`` (a file)."""
+    """Where one modality of a case lives. ``kind`` is ``"dicom"`` (a series folder, or the
+    ``files`` of one series when the folder holds several), ``"nifti"`` or ``"image2d"``."""
 
     modality: str
     path: Path
     kind: str
+    files: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -94,6 +98,7 @@ class Case:
     segmentation: Path | None = None
     errors: list[str] = field(default_factory=list)
     is_2d: bool = False
+    label_name: str | None = None
 
     def first_modality(self, preferred: tuple[str, ...] = MODALITIES) -> str | None:
         """The first present modality in ``preferred`` order, else any present one."""
@@ -123,7 +128,7 @@ class Dataset:
 
     @property
     def task(self) -> str:
-        if not self.class_names or all(c.label is None for c in self.cases):
+        if self.layout == "collection" or not self.class_names or all(c.label is None for c in self.cases):
             return "none"
         return "binary" if len(self.class_names) == 2 else "multiclass"
 
@@ -141,7 +146,17 @@ class Dataset:
         raise DatasetError(f"{self.root}: no case {case_id!r}")
 
     def labelled(self) -> list[Case]:
+        if self.task == "none":
+            return []
         return [c for c in self.cases if c.label is not None and not c.errors and c.modalities]
+
+    def label_name(self, case: Case) -> str | None:
+        """The class name of ``case``'s label, or ``None``."""
+        if case.label_name is not None:
+            return case.label_name
+        if case.label is not None and 0 <= case.label < len(self.class_names):
+            return self.class_names[case.label]
+        return None
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -166,7 +181,7 @@ def discover(path: str | Path) -> Dataset:
     return ds
 
 
-def _discover(root: Path) -> Dataset:
+def _discover(root: Path, depth: int = 0) -> Dataset:
     if not root.exists():
         raise DatasetError(f"{root}: no such file or folder")
     if root.is_file():
@@ -193,9 +208,59 @@ def _discover(root: Path) -> Dataset:
         return _image_folder(root)
     if any(is_dicom_file(p) for p in children if p.is_file()):
         return _dicom_series_case(root)
+    if _nifti_files(root):
+        return _nifti_collection(root)
+    if depth < _MAX_DEPTH:
+        coll = _collection(root, dirs, depth)
+        if coll.cases:
+            return coll
     raise DatasetError(
         f"{root}: no DICOM series, NIfTI case, RSNA-MICCAI or image-folder layout found"
     )
+
+
+_MAX_DEPTH = 4
+
+
+def _collection(root: Path, dirs: list[Path], depth: int) -> Dataset:
+    """A folder of datasets (like ``shared/data``): every sub-folder discovered on its own,
+    case ids prefixed by the sub-folder name. Labels keep their names (``Case.label_name``);
+    the collection itself has no common task."""
+    coll = Dataset(root, "collection")
+    for d in dirs:
+        try:
+            sub = _discover(d, depth + 1)
+        except DatasetError:
+            continue
+        except OSError as exc:
+            coll.warnings.append(f"{d}: cannot read ({exc})")
+            continue
+        rel = sub.root.relative_to(root).as_posix() if root in sub.root.parents else d.name
+        for c in sub.cases:
+            if c.label is not None and c.label < len(sub.class_names):
+                c.label_name = sub.class_names[c.label]
+            c.case_id = rel if c.case_id == rel.rsplit("/", 1)[-1] else f"{rel}/{c.case_id}"
+            coll.cases.append(c)
+        coll.warnings.extend(sub.warnings)
+        coll.patient_ids = coll.patient_ids and sub.patient_ids
+    return coll
+
+
+def _nifti_files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.is_file() and is_nifti(f))
+
+
+def _nifti_collection(folder: Path) -> Dataset:
+    """A folder of NIfTI volumes that are not one case (e.g. several T1w of different
+    subjects): each file is a case."""
+    ds = Dataset(folder, "nifti-files")
+    for f in _nifti_files(folder):
+        m = modality_from_name(f.name) or "T1w"
+        if m == "SEG":
+            continue
+        case_id = re.sub(r"\.nii(\.gz)?$", "", f.name, flags=re.IGNORECASE)
+        ds.cases.append(Case(case_id, {m: ModalitySource(m, f, "nifti")}))
+    return ds
 
 
 def _looks_rsna(root: Path) -> bool:
@@ -215,12 +280,14 @@ def _looks_image_folder(root: Path) -> bool:
 
 
 def _case_niftis(folder: Path) -> dict[str, Path]:
+    """Modality → file for a folder that is one case; empty when the folder's NIfTI files are
+    not one case (a name maps to no modality, or two files to the same one)."""
     found: dict[str, Path] = {}
-    for f in sorted(folder.iterdir()):
-        if f.is_file() and is_nifti(f):
-            m = modality_from_name(f.name)
-            if m is not None and m not in found:
-                found[m] = f
+    for f in _nifti_files(folder):
+        m = modality_from_name(f.name)
+        if m is None or m in found:
+            return {}
+        found[m] = f
     return found
 
 
@@ -326,34 +393,46 @@ def _image_folder(root: Path) -> Dataset:
 
 
 def _dicom_series_case(folder: Path) -> Dataset:
-    import pydicom
+    """A folder of DICOM files: one case when it holds one series, else one case per series
+    (``<folder>/<series number>``), each modality guessed from its SeriesDescription."""
+    from .dicom import scan_series
 
-    ds = Dataset(folder.parent, "dicom-series")
-    files = list_dicom_files(folder)
-    modality = "T1w"
-    try:
-        hdr = pydicom.dcmread(files[0], stop_before_pixels=True)
-        modality = series_modality(str(getattr(hdr, "SeriesDescription", "")) or folder.name)
-    except Exception as exc:
-        ds.warnings.append(f"{files[0]}: cannot read header ({exc})")
-    ds.cases = [Case(folder.name, {modality: ModalitySource(modality, folder, "dicom")})]
+    ds = Dataset(folder, "dicom-series")
+    series, problems = scan_series(folder)
+    ds.warnings.extend(problems)
+    if not series:
+        raise DatasetError(f"{folder}: no readable DICOM series" + (f" ({problems[0]})" if problems else ""))
+    for n, info in enumerate(series, start=1):
+        modality = series_modality(info.description or folder.name)
+        whole = len(series) == 1 and len(info.files) == len(list_dicom_files(folder))
+        src = ModalitySource(modality, folder, "dicom") if whole else ModalitySource(
+            modality, info.files[0] if len(info.files) == 1 else folder, "dicom", tuple(info.files))
+        case_id = folder.name if len(series) == 1 else (
+            info.files[0].name if len(info.files) == 1 else f"{folder.name}-{n}")
+        ds.cases.append(Case(case_id, {modality: src}))
     return ds
 
 
 def series_modality(description: str) -> str:
     """Guess the structural modality from a SeriesDescription or folder name.
 
-    FLAIR before T2 (FLAIR is T2-weighted); contrast-enhanced T1 by ``ce``, ``gd``, ``post``,
-    ``+c`` or ``contrast``; falls back to ``"T1w"`` for an unrecognised description.
+    FLAIR before T2 (FLAIR is T2-weighted); contrast-enhanced T1 by a ``ce``, ``gd``, ``post``,
+    ``+c`` or ``contrast`` token; T1w by ``t1``, MPRAGE, SPGR or BRAVO; otherwise
+    :data:`UNKNOWN_MODALITY` (the user can assign one).
     """
     d = description.lower()
-    if "flair" in d or "t2f" in d:
+    tokens = set(re.split(r"[^a-z0-9+]+", d))
+    if "flair" in d or "t2f" in tokens:
         return "FLAIR"
-    if re.search(r"t1.*(ce|gd|post|\+c|contrast|c\b)", d) or "t1c" in d:
+    if tokens & {"t1c", "t1ce", "t1gd", "t1post", "t1wce", "t1+c", "t1c+", "t1+gd"} or (
+        "t1" in d and tokens & {"ce", "gd", "gad", "post", "postcontrast", "contrast", "+c", "c+"}
+    ):
         return "T1wCE"
-    if re.search(r"t2", d):
+    if "t2" in d:
         return "T2w"
-    return "T1w"
+    if "t1" in d or "mprage" in d or "spgr" in d or "bravo" in d:
+        return "T1w"
+    return UNKNOWN_MODALITY
 
 
 def _single_file(path: Path) -> Dataset:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from .volume import Volume
 
 log = logging.getLogger(__name__)
 
-__all__ = ["read_dicom_series", "is_dicom_file", "list_dicom_files", "LPS_TO_RAS"]
+__all__ = ["read_dicom_series", "is_dicom_file", "list_dicom_files", "scan_series", "SeriesInfo", "LPS_TO_RAS"]
 
 #: Flip between LPS (DICOM) and RAS (NIfTI) patient coordinates.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -51,6 +52,70 @@ def list_dicom_files(folder: Path) -> list[Path]:
     Non-DICOM files (``.nfo``, ``.txt``, thumbnails) are skipped by checking the preamble.
     """
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_dicom_file(p))
+
+
+@dataclass
+class SeriesInfo:
+    """One image series found by :func:`scan_series` (headers only).
+
+    Attributes:
+        files: the series' files (one for a multi-frame image).
+        uid: SeriesInstanceUID.
+        description: SeriesDescription (may be empty).
+        rows, columns: in-plane matrix.
+        multiframe: an enhanced (multi-frame) image.
+    """
+
+    files: list[Path]
+    uid: str
+    description: str
+    rows: int
+    columns: int
+    multiframe: bool = False
+
+
+def scan_series(folder: Path) -> tuple[list[SeriesInfo], list[str]]:
+    """Group the DICOM files directly in ``folder`` into series, reading headers only.
+
+    Files are grouped by SeriesInstanceUID, then split where orientation
+    (ImageOrientationPatient to 1e-3) or matrix size differ; a multi-frame file is a series of
+    its own; a group in which several files sit at the same ImagePositionPatient (the same image
+    stored several times, e.g. in different transfer syntaxes) is split into one series per file.
+
+    Returns:
+        ``(series, problems)``: series in file-name order of their first file, and messages
+        naming files whose header could not be read.
+    """
+    groups: dict[tuple, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
+    problems: list[str] = []
+    singles: list[SeriesInfo] = []
+    for path in list_dicom_files(folder):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                hdr = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception as exc:
+            problems.append(f"{path}: cannot read DICOM header ({type(exc).__name__}: {exc})")
+            continue
+        uid = str(getattr(hdr, "SeriesInstanceUID", ""))
+        desc = str(getattr(hdr, "SeriesDescription", "") or "")
+        rows, cols = int(getattr(hdr, "Rows", 0) or 0), int(getattr(hdr, "Columns", 0) or 0)
+        if int(getattr(hdr, "NumberOfFrames", 1) or 1) > 1:
+            singles.append(SeriesInfo([path], uid, desc, rows, cols, multiframe=True))
+            continue
+        iop = _iop(hdr)
+        key = (uid, tuple(np.round(iop, 3)) if iop is not None else None, rows, cols)
+        groups[key].append((path, hdr))
+    series = list(singles)
+    for (uid, _, rows, cols), members in groups.items():
+        positions = [tuple(np.round(_ipp(h), 3)) if _ipp(h) is not None else None for _, h in members]
+        desc = str(getattr(members[0][1], "SeriesDescription", "") or "")
+        if len(set(positions)) < len(positions):
+            series.extend(SeriesInfo([p], uid, desc, rows, cols) for p, _ in members)
+        else:
+            series.append(SeriesInfo([p for p, _ in members], uid, desc, rows, cols))
+    series.sort(key=lambda s: s.files[0].name)
+    return series, problems
 
 
 def _read(path: Path) -> pydicom.Dataset:

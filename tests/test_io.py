@@ -115,3 +115,39 @@ def test_brats_folder_with_label_csv(tmp_path):
     assert ds.layout == "brats-nifti" and ds.class_names == ["HGG", "LGG"]
     assert [c.label for c in ds.cases] == [0, 1, 0]
     assert all(c.segmentation is not None for c in ds.cases)
+
+
+def test_series_split_by_uid_and_orientation(tmp_path, demo_dir):
+    """Two series mixed in one folder are found as two cases, each loading its own slices."""
+    import shutil
+
+    from mriviewer.cache import VolumeCache
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    case = sorted((demo_dir / "train").iterdir())[1]
+    for m in ("FLAIR", "T2w"):
+        for f in (case / m).glob("*.dcm"):
+            shutil.copy(f, mixed / f"{m}-{f.name}")
+    (mixed / "readme.nfo").write_text("not dicom")
+    ds = discover(mixed)
+    assert len(ds.cases) == 2
+    mods = sorted(m for c in ds.cases for m in c.modalities)
+    assert mods == ["FLAIR", "T2w"]
+    cache = VolumeCache()
+    for c in ds.cases:
+        (m, src), = c.modalities.items()
+        vol = cache.get(src)
+        assert vol.shape[2] == len(list((case / m).glob("*.dcm")))
+
+
+@pytest.mark.parametrize(
+    "description,modality",
+    [("AX FLAIR", "FLAIR"), ("t2_tse_tra", "T2w"), ("T1 MPRAGE +C", "T1wCE"), ("t1_se_post", "T1wCE"),
+     ("T1wCE", "T1wCE"), ("t1_mprage_sag", "T1w"), ("T1w", "T1w"), ("ep2d_bold", "other"),
+     ("sag_t1_cube", "T1w")],
+)
+def test_series_description_modality(description, modality):
+    from mriviewer.datasets import series_modality
+
+    assert series_modality(description) == modality

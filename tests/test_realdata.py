@@ -139,3 +139,22 @@ def test_ixi_psr_storage_order_and_scaling():
     img = nib.load(str(f))
     np.testing.assert_allclose(vol.data, img.get_fdata(dtype=np.float32))
     assert "".join(vol.canonical().axcodes) == "RAS"
+
+
+def test_whole_shared_data_folder_lists_every_dataset():
+    """`mriviewer info ../shared/data` sees every dataset there, without a traceback."""
+    from mriviewer.cli import dataset_info
+
+    root = real_data(".")
+    info = dataset_info(root, read_headers=False)
+    assert info["layout"] == "collection"
+    tops = {c["case_id"].split("/")[0] for c in info["cases"]}
+    expected = {p.name for p in root.iterdir() if p.is_dir()}
+    assert tops == expected
+    by_id = {c["case_id"]: c for c in info["cases"]}
+    assert by_id["rsna-miccai/train/00046"]["label_name"] == "MGMT methylated"
+    assert sum(k.startswith("dicom-transfer-syntaxes/") for k in by_id) == 9  # same image 9 times: 9 series
+    assert sum(k.startswith("ixi-t1-2mm/") for k in by_id) == 2  # two subjects, one T1w each
+    assert sum(k.startswith("kaggle-44class/") for k in by_id) == 440
+    assert by_id["dicom-mprage-sagittal/t1_MPRAGEcr_noGRAPPA_19"]["modalities"]["T1w"] is not None
+    assert not any(c["errors"] for c in info["cases"])

@@ -289,7 +289,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ds = self.dataset
         self.case_table.setRowCount(len(ds.cases))
         for r, case in enumerate(ds.cases):
-            label = ds.class_names[case.label] if case.label is not None and case.label < len(ds.class_names) else "—"
+            label = ds.label_name(case) or "—"
             if case.is_2d:
                 mods = "2D image"
             else:
@@ -555,8 +555,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pred_label.setText(f"<b>{pred.class_name}</b> — probability {pred.probability:.3f}")
         probs = ", ".join(f"{n}: {p:.2f}" for n, p in zip(self.predictor.class_names, pred.probs, strict=False))
         truth = ""
-        if case.label is not None and self.dataset.class_names:
-            truth = f"<br>Known label: {self.dataset.class_names[case.label]}"
+        if self.dataset.label_name(case):
+            truth = f"<br>Known label: {self.dataset.label_name(case)}"
         self.pred_detail.setText(f"Model {self.predictor.config.model}: {probs}{truth}")
         self._request_cam(case)
 
