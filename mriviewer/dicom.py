@@ -129,19 +129,29 @@ def _read(path: Path) -> pydicom.Dataset:
         raise LoadError(path, f"cannot read DICOM ({type(exc).__name__}: {exc})") from exc
 
 
-def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
+def _raw_pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
+    """Stored pixel values (no rescale), as decoded by pydicom's pixel handlers."""
     if "PixelData" not in ds:
         raise LoadError(path, "DICOM file has no pixel data")
     try:
-        arr = ds.pixel_array
+        return ds.pixel_array
     except Exception as exc:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
         raise LoadError(
             path, f"cannot decode pixel data (transfer syntax {ts}: {type(exc).__name__}: {exc})"
         ) from exc
-    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-    intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-    arr = arr.astype(np.float32)
+
+
+def _rescale(ds: pydicom.Dataset) -> tuple[float, float]:
+    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    return slope, intercept
+
+
+def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
+    """Pixel values with RescaleSlope/Intercept applied, float32."""
+    arr = _raw_pixels(ds, path).astype(np.float32)
+    slope, intercept = _rescale(ds)
     if slope != 1.0 or intercept != 0.0:
         arr = arr * np.float32(slope) + np.float32(intercept)
     return arr
@@ -255,11 +265,26 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
 
     rows, cols = int(first.Rows), int(first.Columns)
     row_spacing, col_spacing = _spacing(first)
-    data = np.empty((cols, rows, len(slices)), dtype=np.float32)
+    # Fill (K, rows, cols) slice by slice (contiguous writes), rescale once, and hand out the
+    # (cols, rows, K) = (I, J, K) view: Fortran order, as nibabel gives NIfTI data.
+    raw = None
+    scale = np.ones((len(slices), 2))
+    scale[:, 1] = 0.0
     for k, (_, _, path, ds) in enumerate(slices):
         if int(ds.Rows) != rows or int(ds.Columns) != cols:
             raise LoadError(path, f"slice size {ds.Rows}x{ds.Columns} differs from {rows}x{cols}")
-        data[:, :, k] = _pixels(ds, path).T
+        px = _raw_pixels(ds, path)
+        if px.shape != (rows, cols):
+            raise LoadError(path, f"pixel array shape {px.shape} is not {rows}x{cols} (colour or multi-frame?)")
+        if raw is None:
+            raw = np.empty((len(slices), rows, cols), dtype=px.dtype)
+        raw[k] = px
+        scale[k] = _rescale(ds)
+    stack = raw.astype(np.float32)
+    if np.any(scale[:, 0] != 1.0) or np.any(scale[:, 1] != 0.0):
+        stack *= scale[:, 0, None, None].astype(np.float32)
+        stack += scale[:, 1, None, None].astype(np.float32)
+    data = stack.transpose(2, 1, 0)
 
     ipp0 = slices[0][1]
     if len(slices) > 1:
