@@ -118,13 +118,17 @@ def scan_series(folder: Path) -> tuple[list[SeriesInfo], list[str]]:
     return series, problems
 
 
+class NotDicomError(LoadError):
+    """The file has no DICOM preamble (a stray ``.nfo``, ``.txt`` or thumbnail)."""
+
+
 def _read(path: Path) -> pydicom.Dataset:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return pydicom.dcmread(path)
     except InvalidDicomError as exc:
-        raise LoadError(path, f"not a DICOM file ({exc})") from exc
+        raise NotDicomError(path, f"not a DICOM file ({exc})") from exc
     except Exception as exc:  # truncated, corrupt, permission denied
         raise LoadError(path, f"cannot read DICOM ({type(exc).__name__}: {exc})") from exc
 
@@ -188,8 +192,9 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
         modality: the modality name to store on the volume (``"FLAIR"``, …).
 
     Returns:
-        Volume with ``data`` shape ``(I, J, K)`` = (columns, rows, slices), float32 with
-        RescaleSlope/Intercept applied, and ``affine`` voxel → RAS mm.
+        Volume with ``data`` shape ``(I, J, K)`` = (columns, rows, slices) — float32 with
+        RescaleSlope/Intercept applied, or the stored integer type when the rescale is the
+        identity — and ``affine`` voxel → RAS mm.
 
     Raises:
         LoadError: no DICOM files, unreadable pixel data, slices of different sizes or
@@ -200,7 +205,9 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
         folder = Path(source)
         if not folder.exists():
             raise LoadError(folder, "no such file or folder")
-        files = [folder] if folder.is_file() else list_dicom_files(folder)
+        # Every file is tried; those without the DICOM preamble are skipped silently (one
+        # open per file instead of a separate preamble check).
+        files = [folder] if folder.is_file() else sorted(p for p in folder.iterdir() if p.is_file())
         if not files:
             raise LoadError(folder, "folder contains no DICOM files")
     else:
@@ -209,11 +216,16 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
             raise LoadError(Path("."), "empty list of DICOM files")
         folder = files[0].parent
 
+    single_file = len(files) == 1 and (not isinstance(source, (str, Path)) or Path(source).is_file())
     datasets = []
     skipped: list[str] = []
     for path in files:
         try:
             ds = _read(path)
+        except NotDicomError:
+            if single_file:
+                raise
+            continue
         except LoadError as exc:
             if len(files) == 1:
                 raise
@@ -225,6 +237,8 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
             log.warning("%s: skipped, no pixel data", path)
             continue
         datasets.append((path, ds))
+    if not datasets and not skipped:
+        raise LoadError(folder, "folder contains no DICOM files")
     if not datasets:
         reason = "no readable DICOM file with pixel data"
         raise LoadError(folder, reason + (f" ({skipped[0]})" if skipped else ""))
@@ -280,10 +294,12 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
             raw = np.empty((len(slices), rows, cols), dtype=px.dtype)
         raw[k] = px
         scale[k] = _rescale(ds)
-    stack = raw.astype(np.float32)
     if np.any(scale[:, 0] != 1.0) or np.any(scale[:, 1] != 0.0):
+        stack = raw.astype(np.float32)
         stack *= scale[:, 0, None, None].astype(np.float32)
         stack += scale[:, 1, None, None].astype(np.float32)
+    else:
+        stack = raw  # identity rescale: keep the stored integers (half the memory of float32)
     data = stack.transpose(2, 1, 0)
 
     ipp0 = slices[0][1]

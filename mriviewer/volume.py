@@ -39,8 +39,10 @@ class Volume:
     """A scalar image volume with its voxel-to-world geometry.
 
     Args:
-        data: voxel values, shape ``(I, J, K)``, float32 after scaling (DICOM
-            RescaleSlope/Intercept or NIfTI ``scl_slope``/``scl_inter`` already applied).
+        data: voxel values, shape ``(I, J, K)``, in physical units: float32 after scaling
+            (DICOM RescaleSlope/Intercept or NIfTI ``scl_slope``/``scl_inter`` applied), or the
+            stored integer type when no scaling applies. Consumers that compute convert to
+            float32 themselves.
         affine: 4×4 float64, voxel index ``(i, j, k, 1)`` → RAS+ mm.
         modality: ``"FLAIR"``, ``"T1w"``, ``"T1wCE"``, ``"T2w"``, ``"SEG"`` or any other name.
         sources: the file(s) the volume was read from.

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
+import tempfile
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The process-wide disk cache of decoded volumes goes to a temporary folder, never ~/.cache.
+os.environ["MRIVIEWER_CACHE_DIR"] = tempfile.mkdtemp(prefix="mriviewer-cache-")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MRIVIEWER_TEST_DATA", ROOT.parent / "shared" / "data")).resolve()

@@ -151,3 +151,52 @@ def test_series_description_modality(description, modality):
     from mriviewer.datasets import series_modality
 
     assert series_modality(description) == modality
+
+
+def test_disk_cache_serves_identical_volume_and_never_stale(tmp_path, demo_dir):
+    import os
+    import shutil
+    import time
+
+    from mriviewer.cache import DiskCache, VolumeCache
+
+    series = tmp_path / "FLAIR"
+    shutil.copytree(sorted((demo_dir / "train").iterdir())[0] / "FLAIR", series)
+    ds = discover(series)
+    (src,) = ds.cases[0].modalities.values()
+    disk = DiskCache(tmp_path / "cache")
+    first = VolumeCache(disk=disk).get(src)
+    again = VolumeCache(disk=disk)  # a new session: memory empty, disk warm
+    cached = again.get(src)
+    assert again.disk_hits == 1 and again.misses == 0
+    np.testing.assert_array_equal(cached.data, first.data)
+    np.testing.assert_allclose(cached.affine, first.affine)
+    assert cached.sources == first.sources
+    # Rewriting one file (new size or mtime) is a miss: the edited pixels are served.
+    victim = sorted(series.glob("*.dcm"))[0]
+    import pydicom
+
+    dcm = pydicom.dcmread(victim)
+    arr = dcm.pixel_array.copy()
+    arr[:] = 60000  # far above any phantom intensity
+    dcm.PixelData = arr.tobytes()
+    dcm.save_as(victim)
+    os.utime(victim, ns=(time.time_ns(), time.time_ns() + 10**9))
+    third = VolumeCache(disk=disk)
+    fresh = third.get(src)
+    assert third.misses == 1
+    assert np.any(fresh.data == 60000) and not np.any(first.data == 60000)
+
+
+def test_prefetch_decodes_in_worker_processes(tmp_path, demo_dir):
+    from mriviewer.cache import DiskCache, VolumeCache
+
+    ds = discover(demo_dir)
+    sources = [c.modalities["FLAIR"] for c in ds.cases[:4]]
+    cache = VolumeCache(disk=DiskCache(tmp_path / "cache"))
+    progress = list(cache.prefetch_iter(sources, processes=2))
+    assert [p[:2] for p in progress] == [(n, 4) for n in range(1, 5)]
+    assert all(err is None for _, _, err in progress)
+    vols = [cache.get(s) for s in sources]
+    assert cache.disk_hits == 4 and cache.misses == 0
+    assert all(v.shape[2] > 1 for v in vols)

@@ -53,7 +53,8 @@ class LogEvent:
 
 @dataclass
 class ProgressEvent:
-    """Progress within a stage: ``stage`` is ``"prepare"`` (loading cases) or ``"train"``
+    """Progress within a stage: ``stage`` is ``"decode"`` (DICOM/NIfTI decoding in worker
+    processes), ``"prepare"`` (resampling cases) or ``"train"``
     (batches of an epoch); ``step`` of ``total``; ``loss`` is the running training loss."""
 
     stage: str
@@ -184,6 +185,18 @@ class Trainer:
         pre = Preprocessor(cfg, self.loader)
         samples: dict[str, np.ndarray] = {}
         all_cases = train_cases + val_cases
+        # Decode every series once, in parallel processes, into the disk cache.
+        cache = getattr(self.loader, "__self__", None)
+        if hasattr(cache, "prefetch_iter"):
+            sources = [c.modalities[m] for c in all_cases for m in cfg.modalities if m in c.modalities]
+            decoding = cache.prefetch_iter(sources)
+            for done, total, err in decoding:
+                if err:
+                    yield say(f"Cannot decode: {err}")
+                yield ProgressEvent("decode", 0, done, total)
+                if self._stop.is_set():
+                    decoding.close()
+                    break
         for i, case in enumerate(all_cases):
             if self._stop.is_set():
                 break

@@ -184,7 +184,9 @@ class TrainPanel(QtWidgets.QWidget):
             total = max(event.total, 1)
             self.progress.setMaximum(total)
             self.progress.setValue(event.step)
-            if event.stage == "prepare":
+            if event.stage == "decode":
+                self.status.setText(f"Decoding series {event.step}/{total} (parallel)")
+            elif event.stage == "prepare":
                 self.status.setText(f"Preparing cases {event.step}/{total}")
             else:
                 loss = f", loss {event.loss:.4f}" if event.loss is not None else ""
