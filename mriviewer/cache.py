@@ -207,6 +207,43 @@ class VolumeCache:
                 _, old = self._items.popitem(last=False)
                 total -= old.data.nbytes
 
+    def get_many(self, sources: list[ModalitySource], processes: int | None = None) -> list[Volume | MriViewerError]:
+        """Like :meth:`get` for several sources, decoding the uncached ones in parallel worker
+        processes (:func:`mriviewer.parallel.decode_many`). Returns volumes or errors, in order."""
+        from .parallel import decode_many
+
+        out: list = [None] * len(sources)
+        todo, keys = [], {}
+        for n, src in enumerate(sources):
+            try:
+                key = source_key(src)
+            except OSError:
+                key = None
+            keys[n] = key
+            vol = None
+            if key is not None:
+                with self._lock:
+                    vol = self._items.get(key)
+                if vol is None and self.disk is not None:
+                    vol = self.disk.load(key)
+                    if vol is not None:
+                        self.disk_hits += 1
+                        self._remember(key, vol)
+                elif vol is not None:
+                    self.hits += 1
+            if vol is None:
+                todo.append(n)
+            out[n] = vol
+        decoded = decode_many([sources[n] for n in todo], processes)
+        for n, vol in zip(todo, decoded, strict=True):
+            out[n] = vol
+            if isinstance(vol, Volume) and keys[n] is not None:
+                self.misses += 1
+                if self.disk is not None:
+                    self.disk.save(keys[n], vol)
+                self._remember(keys[n], vol)
+        return out
+
     def prefetch(self, sources: Iterable[ModalitySource], processes: int | None = None) -> list[str]:
         """Run :meth:`prefetch_iter` to the end; returns the error messages."""
         return [err for _, _, err in self.prefetch_iter(sources, processes) if err]
@@ -235,12 +272,11 @@ class VolumeCache:
         processes = min(processes or os.cpu_count() or 1, 8, len(todo))
         if processes < 2:
             return
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
+        from .parallel import decode_pool
 
-        pool = ProcessPoolExecutor(processes, mp_context=get_context("spawn"))
+        pool = decode_pool(processes)
+        futures = [pool.submit(_decode_to_disk, src, key, str(self.disk.root)) for src, key in todo]
         try:
-            futures = [pool.submit(_decode_to_disk, src, key, str(self.disk.root)) for src, key in todo]
             for n, fut in enumerate(futures, start=1):
                 try:
                     err = fut.result()
@@ -248,7 +284,8 @@ class VolumeCache:
                     err = f"{todo[n - 1][0].path}: {type(exc).__name__}: {exc}"
                 yield n, len(futures), err
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            for fut in futures:
+                fut.cancel()  # the ones not started yet
 
     def clear(self) -> None:
         with self._lock:

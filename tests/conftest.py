@@ -8,11 +8,10 @@ tests generate.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
-
-import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # The process-wide disk cache of decoded volumes goes to a temporary folder, never ~/.cache.

@@ -200,3 +200,19 @@ def test_prefetch_decodes_in_worker_processes(tmp_path, demo_dir):
     vols = [cache.get(s) for s in sources]
     assert cache.disk_hits == 4 and cache.misses == 0
     assert all(v.shape[2] > 1 for v in vols)
+
+
+def test_parallel_case_load_matches_serial(demo_dir, tmp_path):
+    from mriviewer.cache import VolumeCache
+    from mriviewer.io import load_volume
+
+    case = discover(demo_dir).cases[1]
+    sources = list(case.modalities.values())
+    bad = type(sources[0])("FLAIR", tmp_path / "nothing-here", "dicom")
+    got = VolumeCache().get_many(sources + [bad], processes=2)
+    for src, vol in zip(sources, got, strict=False):
+        ref = load_volume(src.path, src.modality)
+        np.testing.assert_array_equal(vol.data, ref.data)
+        np.testing.assert_allclose(vol.affine, ref.affine)
+        assert vol.modality == src.modality
+    assert isinstance(got[-1], LoadError) and "nothing-here" in str(got[-1])

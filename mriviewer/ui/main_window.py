@@ -382,7 +382,18 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._fill_table_row_error(case)
             self.show_error(f"Cannot load case {case.case_id} {modality}: {msg}")
 
-        self.workers.start(self.cache.get, src, on_return=done, on_error=failed)
+        # Decode all modalities of the case at once (in parallel processes), so that switching
+        # modality afterwards is immediate.
+        sources = list(case.modalities.values())
+        index = sources.index(src)
+
+        def load():
+            result = self.cache.get_many(sources)[index]
+            if isinstance(result, Exception):
+                raise result
+            return result
+
+        self.workers.start(load, on_return=done, on_error=failed)
 
     def _fill_table_row_error(self, case: Case) -> None:
         r = self.dataset.cases.index(case)
