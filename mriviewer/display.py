@@ -26,7 +26,7 @@ import numpy as np
 __all__ = [
     "PLANES", "plane_slice", "plane_axes", "orientation_letters", "screen_to_voxel",
     "voxel_to_screen", "pixel_size_mm", "window_to_uint8", "colormap_lut", "overlay_rgba",
-    "composite_rgb",
+    "composite_rgb", "label_rgba",
 ]
 
 PLANES = ("axial", "coronal", "sagittal")
@@ -129,6 +129,22 @@ def overlay_rgba(values: np.ndarray, cmap: str = "inferno", opacity: float = 0.5
     idx = np.clip(np.nan_to_num(values) * 255, 0, 255).astype(np.uint8)
     rgba = lut[idx].copy()
     rgba[..., 3] = np.where(values >= threshold, int(round(opacity * 255)), 0).astype(np.uint8)
+    return rgba
+
+
+#: Colours of segmentation labels (BraTS: 1 necrotic core, 2 oedema, 3/4 enhancing tumour).
+LABEL_COLOURS = {1: (255, 60, 60), 2: (60, 220, 60), 3: (255, 220, 0), 4: (255, 220, 0)}
+
+
+def label_rgba(labels: np.ndarray, opacity: float = 0.35) -> np.ndarray:
+    """Colour an integer label map as RGBA uint8 ``(..., 4)``; 0 is transparent, labels
+    without a listed colour are cyan."""
+    labels = np.asarray(labels)
+    rgba = np.zeros(labels.shape + (4,), dtype=np.uint8)
+    fg = labels > 0
+    rgba[fg] = (0, 200, 255, int(opacity * 255))
+    for value, colour in LABEL_COLOURS.items():
+        rgba[labels == value, :3] = colour
     return rgba
 
 

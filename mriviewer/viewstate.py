@@ -4,7 +4,7 @@ display convention and the overlay's options. Widgets observe it through :meth:`
 and change it through its setters; tests drive it without a window.
 
 Events: ``"volume"`` (a new volume is shown), ``"cursor"``, ``"window"``, ``"overlay"``,
-``"convention"``.
+``"segmentation"``, ``"convention"``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ class ViewerState:
         self.overlay_visible = True
         self.opacity = 0.5
         self.cmap = "inferno"
+        self.segmentation: np.ndarray | None = None
+        self.segmentation_visible = True
 
     # ------------------------------------------------------------------ events
     def on(self, event: str, callback: Callable[[], None]) -> None:
@@ -62,6 +64,7 @@ class ViewerState:
         self.case_id, self.modality = case_id, modality
         self.volume = volume.canonical()
         self.overlay = None
+        self.segmentation = None
         shape = np.array(self.volume.shape)
         cursor = shape // 2
         if old_world is not None:
@@ -136,6 +139,17 @@ class ViewerState:
         if cmap is not None:
             self.cmap = cmap
         self._emit("overlay")
+
+    def set_segmentation(self, labels: np.ndarray | None) -> None:
+        """Set the label map (integer labels, 0 = background) on the displayed grid."""
+        if labels is not None and self.volume is not None and labels.shape != self.volume.shape:
+            raise ValueError(f"segmentation shape {labels.shape} != volume shape {self.volume.shape}")
+        self.segmentation = None if labels is None else np.rint(labels).astype(np.int16)
+        self._emit("segmentation")
+
+    def set_segmentation_visible(self, visible: bool) -> None:
+        self.segmentation_visible = bool(visible)
+        self._emit("segmentation")
 
     def set_radiological(self, radiological: bool) -> None:
         self.radiological = bool(radiological)

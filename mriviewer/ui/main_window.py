@@ -74,6 +74,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._cam_token = 0
         self._messages: list[QtWidgets.QMessageBox] = []
         self._warned: set[str] = set()
+        self._grid_cache: dict = {}
 
         self._build_views()
         self._build_case_dock()
@@ -105,11 +106,24 @@ class MainWindow(QtWidgets.QMainWindow):
         auto = QtWidgets.QPushButton("Auto W/L")
         auto.setToolTip("0.5–99.5 percentile window")
         auto.clicked.connect(self.state.auto_window)
+        self.grid_combo = QtWidgets.QComboBox()
+        self.grid_combo.setToolTip("All modalities of a case are shown on one grid, so the crosshair is the "
+                                   "same millimetre in each: the finest modality's (default), a chosen one, "
+                                   "or each series' own (native)")
+        self.grid_combo.addItem("Grid: finest", "auto")
+        for m in MODALITIES:
+            self.grid_combo.addItem(f"Grid: {m}", m)
+        self.grid_combo.addItem("Grid: native", "native")
+        self.grid_combo.currentIndexChanged.connect(lambda _: self._modality_changed(0))
+        self.seg_check = QtWidgets.QCheckBox("Segmentation")
+        self.seg_check.setChecked(True)
+        self.seg_check.setToolTip("Show the case's tumour mask (BraTS seg / GT_W), resampled nearest-neighbour")
+        self.seg_check.toggled.connect(lambda v: self.state.set_segmentation_visible(v))
         self.convention = QtWidgets.QComboBox()
         self.convention.addItems(["Radiological (R on left)", "Neurological (L on left)"])
         self.convention.currentIndexChanged.connect(lambda i: self.state.set_radiological(i == 0))
-        for w in (QtWidgets.QLabel("Modality"), self.modality_combo, QtWidgets.QLabel("Level"), self.level_spin,
-                  QtWidgets.QLabel("Width"), self.width_spin, auto, self.convention):
+        for w in (QtWidgets.QLabel("Modality"), self.modality_combo, self.grid_combo, QtWidgets.QLabel("Level"),
+                  self.level_spin, QtWidgets.QLabel("Width"), self.width_spin, auto, self.convention, self.seg_check):
             bar.addWidget(w)
         bar.addStretch(1)
         grid.addLayout(bar, 0, 0, 1, 2)
@@ -256,6 +270,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error(str(exc))
             return False
         self.dataset = ds
+        self._grid_cache.clear()
         self.predictions.clear()
         self.cams.clear()
         self.state.clear()
@@ -356,17 +371,21 @@ class MainWindow(QtWidgets.QMainWindow):
             self.load_modality(case, m)
 
     def load_modality(self, case: Case, modality: str) -> None:
-        """Load ``modality`` of ``case`` in a worker and show it."""
+        """Load ``modality`` of ``case`` in a worker and show it on the case's common grid."""
         self._load_token += 1
         token = self._load_token
         self._set_busy(True, f"Loading {case.case_id} {modality}…")
         src = case.modalities[modality]
+        grid_choice = self.grid_combo.currentData()
 
-        def done(vol):
-            self._set_busy(False, f"Loaded {case.case_id} {modality}")
+        def done(result):
+            vol, reference, seg = result
+            self._set_busy(False, f"Loaded {case.case_id} {modality}"
+                           + (f" on the {reference} grid" if reference else " (native grid)"))
             if token != self._load_token:
                 return
             self.state.set_volume(case.case_id, modality, vol)
+            self.state.set_segmentation(seg)
             warnings = vol.meta.get("warnings") or []
             if warnings and str(src.path) not in self._warned:
                 self._warned.add(str(src.path))
@@ -382,18 +401,43 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._fill_table_row_error(case)
             self.show_error(f"Cannot load case {case.case_id} {modality}: {msg}")
 
-        # Decode all modalities of the case at once (in parallel processes), so that switching
-        # modality afterwards is immediate.
-        sources = list(case.modalities.values())
-        index = sources.index(src)
+        self.workers.start(self._load_on_grid, case, modality, grid_choice, on_return=done, on_error=failed)
 
-        def load():
-            result = self.cache.get_many(sources)[index]
-            if isinstance(result, Exception):
-                raise result
-            return result
+    def _load_on_grid(self, case: Case, modality: str, choice: str):
+        """Worker: decode all modalities of the case at once (parallel processes, so switching
+        modality afterwards is immediate) and resample the requested one, and the segmentation
+        (nearest neighbour), onto the reference grid. Returns ``(volume, reference, seg)``."""
+        from ..datasets import ModalitySource
+        from ..resample import highest_resolution, reference_grid, resample_volume
 
-        self.workers.start(load, on_return=done, on_error=failed)
+        names = list(case.modalities)
+        loaded = self.cache.get_many([case.modalities[m] for m in names])
+        vols = {m: v for m, v in zip(names, loaded, strict=True) if not isinstance(v, Exception)}
+        requested = loaded[names.index(modality)]
+        if isinstance(requested, Exception):
+            raise requested
+        seg = None
+        if case.segmentation is not None:
+            try:
+                seg = self.cache.get(ModalitySource("SEG", case.segmentation, "nifti"))
+            except MriViewerError as exc:
+                log.warning("%s", exc)
+        if choice == "native" or requested.is_2d:
+            grid_vol = requested.canonical()
+            reference = None
+        else:
+            reference = choice if choice in vols else highest_resolution(vols)
+            key = (case.case_id, modality, reference)
+            grid_vol = self._grid_cache.get(key)
+            if grid_vol is None:
+                shape, affine = reference_grid(vols[reference])
+                grid_vol = resample_volume(requested, shape, affine)
+                self._grid_cache[key] = grid_vol
+                while len(self._grid_cache) > 8:
+                    self._grid_cache.pop(next(iter(self._grid_cache)))
+        if seg is not None:
+            seg = resample_volume(seg, grid_vol.shape, grid_vol.affine, nearest=True).data
+        return grid_vol, reference, seg
 
     def _fill_table_row_error(self, case: Case) -> None:
         r = self.dataset.cases.index(case)

@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..display import (
+    label_rgba,
     orientation_letters,
     overlay_rgba,
     pixel_size_mm,
@@ -75,7 +76,10 @@ class SliceView(QtWidgets.QWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.overlay = pg.ImageItem(axisOrder="row-major")
         self.overlay.setZValue(10)
+        self.seg_item = pg.ImageItem(axisOrder="row-major")
+        self.seg_item.setZValue(5)
         self.viewbox.addItem(self.image)
+        self.viewbox.addItem(self.seg_item)
         self.viewbox.addItem(self.overlay)
         pen = pg.mkPen((0, 220, 0, 180), width=1)
         self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
@@ -98,6 +102,7 @@ class SliceView(QtWidgets.QWidget):
         state.on("cursor", self.refresh_slice)
         state.on("window", self._update_levels)
         state.on("overlay", self._update_overlay)
+        state.on("segmentation", self._update_segmentation)
 
     def _label(self, text: str, align, small: bool = False) -> QtWidgets.QLabel:
         lab = QtWidgets.QLabel(text, self)
@@ -137,7 +142,7 @@ class SliceView(QtWidgets.QWidget):
         if vol is None:
             return
         dy, dx = self._pixel_mm
-        row, col = point.y() / dy - 0.5, point.x() / dx - 0.5
+        row, col = np.floor(point.y() / dy), np.floor(point.x() / dx)  # the pixel under the point
         ijk = screen_to_voxel(self.plane, row, col, self.slice_index(), vol.shape, self.state.radiological)
         self.state.set_cursor(ijk)
 
@@ -187,6 +192,7 @@ class SliceView(QtWidgets.QWidget):
             self._shape_key = key
             self.viewbox.setRange(rect, padding=0.02)
         self._update_overlay(redraw_only=True)
+        self._update_segmentation()
         row, col = voxel_to_screen(self.plane, self.state.cursor, vol.shape, self.state.radiological)
         self.vline.setPos((col + 0.5) * dx)
         self.hline.setPos((row + 0.5) * dy)
@@ -211,6 +217,18 @@ class SliceView(QtWidgets.QWidget):
         dy, dx = self._pixel_mm
         self.overlay.setRect(QtCore.QRectF(0, 0, values.shape[1] * dx, values.shape[0] * dy))
         self.overlay.setVisible(True)
+
+    def _update_segmentation(self) -> None:
+        st = self.state
+        if st.volume is None or st.segmentation is None or not st.segmentation_visible:
+            self.seg_item.clear()
+            self.seg_item.setVisible(False)
+            return
+        labels = plane_slice(st.segmentation, self.plane, self.slice_index(), st.radiological)
+        self.seg_item.setImage(label_rgba(labels), autoLevels=False, levels=(0, 255))
+        dy, dx = self._pixel_mm
+        self.seg_item.setRect(QtCore.QRectF(0, 0, labels.shape[1] * dx, labels.shape[0] * dy))
+        self.seg_item.setVisible(True)
 
     def grab_image(self) -> QtGui.QImage:
         return self.grab().toImage()
