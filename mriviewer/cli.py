@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.add_argument("--no-headers", action="store_true", help="list files only, do not read image headers")
+    _add_assign(i)
 
     t = sub.add_parser("train", help="train a classifier (same engine as the GUI)")
     t.add_argument("--data", required=True, help="dataset folder")
@@ -68,12 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float)
     t.add_argument("--val-fraction", type=float)
     t.add_argument("--pretrained", default="auto", help="auto (torch hub cache), none, or a weights file")
+    _add_assign(t)
 
     pr = sub.add_parser("predict", help="predict every case of a dataset")
     pr.add_argument("--checkpoint", required=True)
     pr.add_argument("--data", required=True)
     pr.add_argument("--out", required=True, help="CSV file")
     pr.add_argument("--device", default="auto")
+    _add_assign(pr)
 
     r = sub.add_parser("report", help="write a per-case PDF report with Grad-CAM")
     r.add_argument("--checkpoint", required=True)
@@ -81,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--case", required=True, help="case id as listed by `mriviewer info`")
     r.add_argument("--out", required=True, help="PDF file")
     r.add_argument("--device", default="auto")
+    _add_assign(r)
+
+    c = sub.add_parser("convert", help="write a series, a file or one modality of a case as NIfTI")
+    c.add_argument("path", help="DICOM series folder, DICOM/NIfTI file, case or dataset folder")
+    c.add_argument("--out", required=True, help="output .nii or .nii.gz")
+    c.add_argument("--modality", help="which modality of the case (default: the first present)")
+    c.add_argument("--case", help="case id when PATH holds several cases")
+    _add_assign(c)
 
     d = sub.add_parser("demo", help="write the synthetic demo dataset (RSNA-MICCAI layout)")
     d.add_argument("--out", required=True)
@@ -89,7 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def dataset_info(path: str | Path, read_headers: bool = True) -> dict:
+def _add_assign(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--assign", action="append", default=[], metavar="OLD=NEW",
+                        help="rename a modality in every case, e.g. other=T2w (repeatable)")
+
+
+def _discover(path, assign: list[str]):
+    """discover() plus the user's modality assignments."""
+    from .datasets import assign_modality, discover
+
+    ds = discover(path)
+    for item in assign or []:
+        if "=" not in item:
+            raise MriViewerError(f"--assign {item!r}: expected OLD=NEW, e.g. other=T2w")
+        old, new = (v.strip() for v in item.split("=", 1))
+        assign_modality(ds, old, new)
+    return ds
+
+
+def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] | None = None) -> dict:
     """JSON-ready description of what :func:`~mriviewer.datasets.discover` finds at ``path``.
 
     Returns:
@@ -99,10 +128,9 @@ def dataset_info(path: str | Path, read_headers: bool = True) -> dict:
         modalities a case lacks are ``null``.
     """
     from .cache import default_cache
-    from .datasets import discover
     from .volume import MODALITIES
 
-    ds = discover(path)
+    ds = _discover(path, assign or [])
     cases = []
     for case in ds.cases:
         mods: dict = {}
@@ -135,7 +163,7 @@ def dataset_info(path: str | Path, read_headers: bool = True) -> dict:
 def _cmd_info(args) -> int:
     from .ml.engine import json_safe
 
-    info = dataset_info(args.path, read_headers=not args.no_headers)
+    info = dataset_info(args.path, read_headers=not args.no_headers, assign=args.assign)
     if args.json:
         print(json.dumps(json_safe(info), indent=2))
         return 0
@@ -155,11 +183,10 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .datasets import discover
     from .ml.config import TrainConfig
     from .ml.engine import EpochEvent, LogEvent, ProgressEvent, Trainer
 
-    ds = discover(args.data)
+    ds = _discover(args.data, args.assign)
     cfg = TrainConfig(model=args.model, epochs=args.epochs, seed=args.seed, device=args.device,
                       pretrained=args.pretrained, modalities=args.modalities or ds.modalities[:1])
     for name in ("image_size", "depth", "slices_per_case", "batch_size", "lr", "val_fraction"):
@@ -202,12 +229,11 @@ def _f(v):
 
 def _cmd_predict(args) -> int:
     from .cache import default_cache
-    from .datasets import discover
     from .ml.predict import Predictor
     from .report import write_predictions_csv
 
     predictor = Predictor.load(args.checkpoint, args.device)
-    ds = discover(args.data)
+    ds = _discover(args.data, args.assign)
     preds = []
     for case in ds.cases:
         try:
@@ -223,16 +249,44 @@ def _cmd_predict(args) -> int:
 
 def _cmd_report(args) -> int:
     from .cache import default_cache
-    from .datasets import discover
     from .ml.predict import Predictor
     from .report import build_report_inputs, write_case_report
 
     predictor = Predictor.load(args.checkpoint, args.device)
-    ds = discover(args.data)
+    ds = _discover(args.data, args.assign)
     case = ds.case(args.case)
     inputs = build_report_inputs(predictor, case, default_cache().get)
     write_case_report(inputs, args.out)
     print(f"report written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_convert(args) -> int:
+    """Write one volume as NIfTI: data in its stored (I, J, K) order with the voxel→RAS affine
+    as sform and qform (code 1, scanner), like dcm2niix; no reorientation or resampling."""
+    import nibabel as nib
+
+    from .cache import default_cache
+
+    ds = _discover(args.path, args.assign)
+    if args.case:
+        case = ds.case(args.case)
+    elif len(ds.cases) == 1:
+        case = ds.cases[0]
+    else:
+        ids = ", ".join(c.case_id for c in ds.cases[:5])
+        raise MriViewerError(f"{args.path}: {len(ds.cases)} cases ({ids}, …); choose one with --case")
+    modality = args.modality or case.first_modality()
+    if modality not in case.modalities:
+        raise MriViewerError(f"case {case.case_id}: no {modality} (present: {', '.join(case.modalities) or 'none'})")
+    vol = default_cache().get(case.modalities[modality])
+    out = Path(args.out)
+    if not (out.name.endswith(".nii") or out.name.endswith(".nii.gz")):
+        raise MriViewerError(f"{out}: the output name must end in .nii or .nii.gz")
+    img = vol.to_nifti()
+    img.header["descrip"] = f"mriviewer {__version__} {modality}".encode()[:79]
+    nib.save(img, str(out))
+    print(f"{case.case_id} {modality} {'x'.join(map(str, vol.shape))} {''.join(vol.axcodes)} -> {out}", file=sys.stderr)
     return 0
 
 
@@ -261,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["view", *(argv or [])])
     handlers = {"view": _cmd_view, "info": _cmd_info, "train": _cmd_train, "predict": _cmd_predict,
-                "report": _cmd_report, "demo": _cmd_demo}
+                "report": _cmd_report, "convert": _cmd_convert, "demo": _cmd_demo}
     try:
         return handlers[args.command](args)
     except MriViewerError as exc:
@@ -270,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         print(f"mriviewer: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

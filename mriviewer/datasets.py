@@ -34,7 +34,7 @@ from .volume import MODALITIES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ModalitySource", "Case", "Dataset", "discover", "modality_from_name", "series_modality", "UNKNOWN_MODALITY", "DATASET_SETTINGS"]
+__all__ = ["ModalitySource", "Case", "Dataset", "discover", "modality_from_name", "series_modality", "UNKNOWN_MODALITY", "DATASET_SETTINGS", "assign_modality"]
 
 #: Modality name used for the single channel of a 2D image case.
 IMAGE_MODALITY = "image"
@@ -157,6 +157,34 @@ class Dataset:
         if case.label is not None and 0 <= case.label < len(self.class_names):
             return self.class_names[case.label]
         return None
+
+
+def assign_modality(ds: Dataset, old: str, new: str, case_id: str | None = None) -> int:
+    """Rename modality ``old`` to ``new`` in every case (or only ``case_id``): the user's
+    override when a SeriesDescription or file name was not recognised.
+
+    Returns:
+        number of cases changed.
+
+    Raises:
+        DatasetError: ``new`` is already present in a case that has ``old``, or no case has
+            ``old``.
+    """
+    changed = 0
+    for case in ds.cases:
+        if case_id is not None and case.case_id != case_id:
+            continue
+        if old not in case.modalities:
+            continue
+        if new in case.modalities:
+            raise DatasetError(f"case {case.case_id}: already has {new}; cannot rename {old} to it")
+        src = case.modalities.pop(old)
+        src.modality = new
+        case.modalities[new] = src
+        changed += 1
+    if not changed:
+        raise DatasetError(f"{ds.root}: no case has modality {old!r}")
+    return changed
 
 
 # ---------------------------------------------------------------------------- discovery

@@ -87,3 +87,40 @@ def test_version(args, capsys):
     with pytest.raises(SystemExit):
         main(args)
     assert "mriviewer" in capsys.readouterr().out
+
+
+def test_convert_rsna_series_to_nifti(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from mriviewer.io import load_volume
+
+    folder = real_data("rsna-miccai/train/00046/FLAIR")
+    out = tmp_path / "flair.nii.gz"
+    assert main(["convert", str(folder.parents[2]), "--modality", "FLAIR", "--out", str(out)]) == 0
+    img = nib.load(str(out))
+    ours = load_volume(folder)
+    np.testing.assert_allclose(img.affine, ours.affine, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(img.dataobj), ours.data)
+    assert "".join(nib.aff2axcodes(img.affine)) == "LIP"
+    assert int(img.header["sform_code"]) == 1 and int(img.header["qform_code"]) == 1
+    # An independent reader of the original series puts voxel (0, 0, 0) where the NIfTI says.
+    sitk = pytest.importorskip("SimpleITK")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    first = np.array(reader.Execute().TransformIndexToPhysicalPoint([0, 0, 0])) * [-1, -1, 1]
+    np.testing.assert_allclose(img.affine[:3, 3], first, atol=1e-3)
+
+
+def test_convert_needs_a_case_when_several(tmp_path, demo_dir, capsys):
+    assert main(["convert", str(demo_dir), "--out", str(tmp_path / "x.nii.gz")]) == 2
+    assert "--case" in capsys.readouterr().err
+    assert main(["convert", str(demo_dir), "--case", "00001", "--modality", "T2w", "--out", str(tmp_path / "x.nii.gz")]) == 0
+
+
+def test_assign_modality_override(tmp_path, capsys):
+    folder = real_data("dicom-transfer-syntaxes")
+    assert main(["info", str(folder), "--json", "--assign", "other=T2w"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert all(c["modalities"]["T2w"] is not None for c in info["cases"])
+    assert main(["info", str(folder), "--assign", "FLAIR=T2w"]) == 2  # no case has FLAIR

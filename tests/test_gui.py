@@ -104,3 +104,23 @@ def test_train_predict_gradcam_export(window, qtbot, demo_dir, tmp_path):
     assert f"case {case_id}" in text and "Research use only" in text and "Grad-CAM" in text
     csv_path = window.export_predictions(tmp_path / "preds.csv")
     assert len(csv_path.read_text().strip().splitlines()) == 12  # header + 11 predicted cases
+
+
+def test_assign_modality_and_grid_choice(window, qtbot, demo_dir):
+    with qtbot.waitSignal(window.volume_shown, timeout=30000):
+        window.open_path(demo_dir)
+    assert window.assign_modality("T2w", "FLAIR") is False  # every case already has FLAIR: refused, said why
+    # Native grid shows the series' own canonical grid; the finest grid is shared by all modalities.
+    window.select_case("00001")
+    qtbot.waitUntil(lambda: window.state.case_id == "00001", timeout=30000)
+    assert window.state.modality == "FLAIR"
+    shapes = {window.state.volume.shape}
+    for m in ("T1w", "T2w"):
+        idx = window.modality_combo.findData(m)
+        with qtbot.waitSignal(window.volume_shown, timeout=30000):
+            window.modality_combo.setCurrentIndex(idx)
+        shapes.add(window.state.volume.shape)
+    assert len(shapes) == 1  # one world: same grid for coronal FLAIR, sagittal T1w, axial T2w
+    with qtbot.waitSignal(window.volume_shown, timeout=30000):
+        window.grid_combo.setCurrentIndex(window.grid_combo.findData("native"))
+    assert window.state.modality == "T2w"

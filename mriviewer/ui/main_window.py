@@ -222,6 +222,8 @@ class MainWindow(QtWidgets.QMainWindow):
         m.addAction("Export predictions (CSV)…", self._export_csv_dialog)
         m.addSeparator()
         m.addAction("Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
+        c = self.menuBar().addMenu("&Case")
+        c.addAction("Assign modality…", self._assign_modality_dialog)
         h = self.menuBar().addMenu("&Help")
         h.addAction("About", lambda: QtWidgets.QMessageBox.about(
             self, "mriviewer", f"mriviewer {__version__}\n\n{RESEARCH_ONLY}\n\nGeometry from DICOM/NIfTI headers; "
@@ -694,6 +696,38 @@ class MainWindow(QtWidgets.QMainWindow):
             return None
 
     # ------------------------------------------------------------------ dialogs
+    def assign_modality(self, old: str, new: str, all_cases: bool = True) -> bool:
+        """Rename modality ``old`` to ``new`` (every case, or the selected one): the user's
+        override of the modality read from names and SeriesDescription."""
+        from ..datasets import assign_modality
+
+        case = self.current_case()
+        try:
+            n = assign_modality(self.dataset, old, new, None if all_cases or case is None else case.case_id)
+        except MriViewerError as exc:
+            self.show_error(str(exc))
+            return False
+        self.train_panel.set_modalities(self.dataset.modalities)
+        self._grid_cache.clear()
+        self._fill_table()
+        if case is not None:
+            self.select_case(case.case_id)
+            self._case_selected()
+        self.statusBar().showMessage(f"{old} is now {new} in {n} case(s)", 6000)
+        return True
+
+    def _assign_modality_dialog(self) -> None:
+        case = self.current_case()
+        if case is None or not case.modalities:
+            return
+        old, ok = QtWidgets.QInputDialog.getItem(self, "Assign modality", "Series:", list(case.modalities), 0, False)
+        if not ok:
+            return
+        new, ok = QtWidgets.QInputDialog.getItem(self, "Assign modality", f"{old} is:",
+                                                 [m for m in MODALITIES if m != old], 0, True)
+        if ok and new:
+            self.assign_modality(old, new)
+
     def _open_dialog(self) -> None:
         path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open dataset, case or series folder")
         if path:
