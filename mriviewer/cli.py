@@ -164,9 +164,14 @@ def _cmd_info(args) -> int:
     from .ml.engine import json_safe
 
     info = dataset_info(args.path, read_headers=not args.no_headers, assign=args.assign)
+    loaded = args.no_headers or any(
+        d and "shape" in d for c in info["cases"] for d in c["modalities"].values()
+    )
     if args.json:
         print(json.dumps(json_safe(info), indent=2))
-        return 0
+        if not loaded:
+            print(f"mriviewer: error: {args.path}: no case could be loaded (see errors)", file=sys.stderr)
+        return 0 if loaded else 2
     print(f"{info['root']}: {info['layout']}, {len(info['cases'])} case(s), task {info['task']}")
     for w in info["warnings"]:
         print(f"  warning: {w}")

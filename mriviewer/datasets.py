@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,10 +361,12 @@ def _rsna(case_root: Path, label_dirs: list[Path]) -> Dataset:
                 v = None
             if v is not None:
                 try:
-                    c.label = int(float(v))
-                    if c.label not in (0, 1):
-                        raise ValueError
+                    number = float(v)
                 except ValueError:
+                    number = math.nan
+                if number in (0.0, 1.0):
+                    c.label = int(number)
+                else:
                     c.label = None
                     c.errors.append(f"{csv_path}: MGMT_value {v!r} for case {c.case_id} is not 0 or 1")
         unlabelled = sum(c.label is None for c in ds.cases)
@@ -551,10 +554,12 @@ def _apply_generic_labels(ds: Dataset, csv_path: Path) -> None:
     labels = _read_label_csv(csv_path, id_col, label_col, ds)
     values = sorted({labels[c.case_id] for c in ds.cases if c.case_id in labels})
     try:
+        if any(not float(v).is_integer() for v in values):
+            raise ValueError("not integer class indices")
         numeric = sorted({int(float(v)) for v in values})
         ds.class_names = [f"{label_col}={v}" for v in range(max(numeric) + 1)] if numeric and min(numeric) >= 0 else []
         to_index = {v: int(float(v)) for v in values}
-    except ValueError:
+    except (ValueError, OverflowError):
         ds.class_names = values
         to_index = {v: i for i, v in enumerate(values)}
     if not ds.class_names:

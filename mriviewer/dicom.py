@@ -21,7 +21,7 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from .errors import LoadError
+from .errors import LoadError, MriViewerError
 from .volume import Volume
 
 log = logging.getLogger(__name__)
@@ -97,19 +97,22 @@ def scan_series(folder: Path) -> tuple[list[SeriesInfo], list[str]]:
         except Exception as exc:
             problems.append(f"{path}: cannot read DICOM header ({type(exc).__name__}: {exc})")
             continue
-        uid = str(getattr(hdr, "SeriesInstanceUID", ""))
-        desc = str(getattr(hdr, "SeriesDescription", "") or "")
-        rows, cols = int(getattr(hdr, "Rows", 0) or 0), int(getattr(hdr, "Columns", 0) or 0)
-        if int(getattr(hdr, "NumberOfFrames", 1) or 1) > 1:
+        try:
+            facts = _facts(hdr, path)
+        except LoadError as exc:
+            problems.append(str(exc))
+            continue
+        uid, desc, rows, cols = facts["uid"], facts["description"], facts["rows"], facts["cols"]
+        if facts["frames"] > 1:
             singles.append(SeriesInfo([path], uid, desc, rows, cols, multiframe=True))
             continue
-        iop = _iop(hdr)
+        iop = facts["iop"]
         key = (uid, tuple(np.round(iop, 3)) if iop is not None else None, rows, cols)
-        groups[key].append((path, hdr))
+        groups[key].append((path, facts))
     series = list(singles)
     for (uid, _, rows, cols), members in groups.items():
-        positions = [tuple(np.round(_ipp(h), 3)) if _ipp(h) is not None else None for _, h in members]
-        desc = str(getattr(members[0][1], "SeriesDescription", "") or "")
+        positions = [tuple(np.round(f["ipp"], 3)) if f["ipp"] is not None else None for _, f in members]
+        desc = members[0][1]["description"]
         if len(set(positions)) < len(positions):
             series.extend(SeriesInfo([p], uid, desc, rows, cols) for p, _ in members)
         else:
@@ -159,6 +162,28 @@ def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
     if slope != 1.0 or intercept != 0.0:
         arr = arr * np.float32(slope) + np.float32(intercept)
     return arr
+
+
+_HEADER_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, NotImplementedError, OverflowError)
+
+
+def _facts(ds: pydicom.Dataset, path: Path) -> dict:
+    """The header values a slice needs, read once; a malformed value becomes a LoadError that
+    names the file (pydicom converts values lazily, so bad ones surface only here)."""
+    try:
+        return {
+            "uid": str(ds.get("SeriesInstanceUID", "") or ""),
+            "frames": int(ds.get("NumberOfFrames", 1) or 1),
+            "iop": _iop(ds),
+            "ipp": _ipp(ds),
+            "rows": int(ds.get("Rows", 0) or 0),
+            "cols": int(ds.get("Columns", 0) or 0),
+            "spacing": _spacing(ds),
+            "rescale": _rescale(ds),
+            "description": str(ds.get("SeriesDescription", "") or ""),
+        }
+    except _HEADER_ERRORS as exc:
+        raise LoadError(path, f"invalid DICOM header ({type(exc).__name__}: {exc})") from exc
 
 
 def _iop(ds: pydicom.Dataset) -> np.ndarray | None:
@@ -217,83 +242,103 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
         folder = files[0].parent
 
     single_file = len(files) == 1 and (not isinstance(source, (str, Path)) or Path(source).is_file())
-    datasets = []
+    entries = []  # (facts, path, dataset)
     skipped: list[str] = []
+    suspects: list[str] = []  # no DICOM preamble but a DICOM-like name; reported if the series loads
+
+    def skip(msg: str) -> None:
+        skipped.append(msg)
+        log.warning("%s", msg)
+
     for path in files:
         try:
             ds = _read(path)
-        except NotDicomError:
+            facts = _facts(ds, path)
+        except NotDicomError as exc:
             if single_file:
                 raise
+            if path.suffix.lower() in (".dcm", ".dicom", ".ima", ""):
+                suspects.append(f"{exc} (named like a DICOM file: truncated?)")
             continue
         except LoadError as exc:
-            if len(files) == 1:
+            if single_file:
                 raise
-            skipped.append(str(exc))
-            log.warning("%s", exc)
+            skip(str(exc))
             continue
         if "PixelData" not in ds:
-            skipped.append(f"{path}: no pixel data (truncated or not an image)")
-            log.warning("%s: skipped, no pixel data", path)
+            if single_file:
+                raise LoadError(path, "DICOM file has no pixel data")
+            skip(f"{path}: no pixel data (truncated or not an image)")
             continue
-        datasets.append((path, ds))
-    if not datasets and not skipped:
+        entries.append((facts, path, ds))
+    if not entries and not skipped:
         raise LoadError(folder, "folder contains no DICOM files")
-    if not datasets:
+    for msg in suspects:
+        skip(msg)
+    if not entries:
         reason = "no readable DICOM file with pixel data"
         raise LoadError(folder, reason + (f" ({skipped[0]})" if skipped else ""))
 
     # One series per call: keep the largest SeriesInstanceUID group.
     groups: dict[str, list] = defaultdict(list)
-    for path, ds in datasets:
-        groups[str(getattr(ds, "SeriesInstanceUID", ""))].append((path, ds))
+    for e in entries:
+        groups[e[0]["uid"]].append(e)
     if len(groups) > 1:
         uid, members = max(groups.items(), key=lambda kv: len(kv[1]))
         log.warning("%s: %d series found, reading the largest (%s)", folder, len(groups), uid)
-        datasets = members
+        entries = members
 
-    first_path, first = datasets[0]
-    if int(getattr(first, "NumberOfFrames", 1) or 1) > 1 and len(datasets) == 1:
-        return _read_multiframe(first_path, first, modality)
+    first_facts, first_path, first = entries[0]
+    if first_facts["frames"] > 1 and len(entries) == 1:
+        try:
+            return _read_multiframe(first_path, first, modality)
+        except _HEADER_ERRORS as exc:
+            raise LoadError(first_path, f"invalid multi-frame header ({type(exc).__name__}: {exc})") from exc
 
-    iop = _iop(first)
+    iop = first_facts["iop"]
     if iop is None:
         raise LoadError(first_path, "no ImageOrientationPatient: cannot place the image in space")
     row_dir, col_dir = iop[:3], iop[3:]
     normal = np.cross(row_dir, col_dir)
+    if not np.isfinite(normal).all() or np.linalg.norm(normal) < 0.5:
+        raise LoadError(first_path, f"ImageOrientationPatient {list(iop)} is not two orthogonal unit vectors")
+    rows, cols = first_facts["rows"], first_facts["cols"]
 
+    # Decode each slice; a slice that cannot be used is skipped and reported, the rest load.
     slices = []
-    for path, ds in datasets:
-        this_iop = _iop(ds)
-        if this_iop is None or not np.allclose(this_iop, iop, atol=1e-3):
+    for facts, path, ds in entries:
+        if facts["iop"] is None or not np.allclose(facts["iop"], iop, atol=1e-3):
             raise LoadError(path, "slice orientation differs from the rest of the series")
-        ipp = _ipp(ds)
-        if ipp is None:
+        if facts["ipp"] is None:
             raise LoadError(path, "no ImagePositionPatient: cannot order the slices")
-        slices.append((float(ipp @ normal), ipp, path, ds))
+        if facts["rows"] != rows or facts["cols"] != cols:
+            raise LoadError(path, f"slice size {facts['rows']}x{facts['cols']} differs from {rows}x{cols}")
+        try:
+            px = _raw_pixels(ds, path)
+            if px.shape != (rows, cols):
+                raise LoadError(path, f"pixel array shape {px.shape} is not {rows}x{cols} (colour or multi-frame?)")
+        except LoadError as exc:
+            if len(entries) == 1:
+                raise
+            skip(str(exc))
+            continue
+        slices.append((float(facts["ipp"] @ normal), facts["ipp"], path, facts, px))
+    if not slices:
+        raise LoadError(folder, f"no slice could be decoded ({skipped[0]})")
     slices.sort(key=lambda s: s[0])
     positions = np.array([s[0] for s in slices])
     if len(slices) > 1 and np.any(np.diff(positions) < 1e-4):
         dup = slices[int(np.argmin(np.diff(positions))) + 1][2]
         raise LoadError(dup, "two slices at the same position (duplicate or mixed series)")
 
-    rows, cols = int(first.Rows), int(first.Columns)
-    row_spacing, col_spacing = _spacing(first)
+    row_spacing, col_spacing = first_facts["spacing"]
     # Fill (K, rows, cols) slice by slice (contiguous writes), rescale once, and hand out the
     # (cols, rows, K) = (I, J, K) view: Fortran order, as nibabel gives NIfTI data.
-    raw = None
+    raw = np.empty((len(slices), rows, cols), dtype=slices[0][4].dtype)
     scale = np.ones((len(slices), 2))
-    scale[:, 1] = 0.0
-    for k, (_, _, path, ds) in enumerate(slices):
-        if int(ds.Rows) != rows or int(ds.Columns) != cols:
-            raise LoadError(path, f"slice size {ds.Rows}x{ds.Columns} differs from {rows}x{cols}")
-        px = _raw_pixels(ds, path)
-        if px.shape != (rows, cols):
-            raise LoadError(path, f"pixel array shape {px.shape} is not {rows}x{cols} (colour or multi-frame?)")
-        if raw is None:
-            raw = np.empty((len(slices), rows, cols), dtype=px.dtype)
+    for k, (_, _, _, facts, px) in enumerate(slices):
         raw[k] = px
-        scale[k] = _rescale(ds)
+        scale[k] = facts["rescale"]
     if np.any(scale[:, 0] != 1.0) or np.any(scale[:, 1] != 0.0):
         stack = raw.astype(np.float32)
         stack *= scale[:, 0, None, None].astype(np.float32)
@@ -306,8 +351,11 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
     if len(slices) > 1:
         step = (slices[-1][1] - ipp0) / (len(slices) - 1)
     else:
-        thick = float(getattr(first, "SpacingBetweenSlices", 0) or getattr(first, "SliceThickness", 0) or 1.0)
-        step = normal * thick
+        try:
+            thick = float(first.get("SpacingBetweenSlices", 0) or first.get("SliceThickness", 0) or 1.0)
+        except _HEADER_ERRORS:
+            thick = 1.0
+        step = normal * (thick if np.isfinite(thick) and thick > 0 else 1.0)
     lps = np.eye(4)
     lps[:3, 0] = row_dir * col_spacing
     lps[:3, 1] = col_dir * row_spacing
@@ -331,14 +379,20 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
                 f"{', '.join(f'{w:.1f}' for w in where[:5])} mm along the normal)"
             )
             log.warning("%s", meta["warnings"][-1])
-    return Volume(data, affine, modality, [s[2] for s in slices], meta)
+    try:
+        return Volume(data, affine, modality, [s[2] for s in slices], meta)
+    except MriViewerError as exc:
+        raise LoadError(folder, str(exc)) from exc
 
 
 def _series_meta(ds: pydicom.Dataset) -> dict:
     meta = {}
     for key in ("SeriesDescription", "SeriesInstanceUID", "PatientID", "Manufacturer"):
-        if key in ds:
-            meta[key] = str(ds.get(key))
+        try:
+            if key in ds:
+                meta[key] = str(ds.get(key))
+        except _HEADER_ERRORS:
+            continue
     fm = getattr(ds, "file_meta", None)
     if fm is not None and "TransferSyntaxUID" in fm:
         meta["TransferSyntaxUID"] = str(fm.TransferSyntaxUID)

@@ -108,8 +108,11 @@ def pixel_size_mm(plane: str, spacing: tuple[float, float, float]) -> tuple[floa
 def window_to_uint8(img: np.ndarray, low: float, high: float) -> np.ndarray:
     """Map ``[low, high]`` linearly to 0–255 (clipped), NaN → 0."""
     scale = 255.0 / max(high - low, 1e-12)
-    out = (np.nan_to_num(img.astype(np.float32)) - low) * scale
-    return np.clip(out, 0, 255).astype(np.uint8)
+    img = np.asarray(img, dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = np.clip((img - np.float32(low)) * np.float32(scale), 0, 255)
+    out[np.isnan(out)] = 0  # NaN voxels are black
+    return out.astype(np.uint8)
 
 
 @lru_cache(maxsize=16)

@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from .dicom import is_dicom_file, read_dicom_series
-from .errors import LoadError
+from .errors import LoadError, MriViewerError
 from .volume import Volume
 
 __all__ = ["load_volume", "load_nifti", "load_image2d", "IMAGE_SUFFIXES", "is_nifti"]
@@ -98,8 +98,21 @@ def load_volume(source: str | Path | list[Path], modality: str = "") -> Volume:
     files, choosing the reader by content.
 
     Raises:
-        LoadError: the source does not exist or cannot be read; the message names it.
+        LoadError: the source does not exist or cannot be read; the message names it. No other
+            exception type escapes for bad input (an unexpected one is wrapped, with its type).
     """
+    try:
+        return _load_volume(source, modality)
+    except MriViewerError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # a reader's bug or an input nobody foresaw: still one clear message
+        where = source[0] if isinstance(source, list) and source else source
+        raise LoadError(where, f"cannot read ({type(exc).__name__}: {exc})") from exc
+
+
+def _load_volume(source: str | Path | list[Path], modality: str = "") -> Volume:
     if isinstance(source, list):
         return read_dicom_series(source, modality)
     path = Path(source)

@@ -170,10 +170,12 @@ def percentile_window(data: np.ndarray, lower: float = 0.5, upper: float = 99.5)
     step = max(1, flat.size // 1_000_000)
     sample = flat[::step]
     sample = sample[np.isfinite(sample)]
+    if sample.size and np.issubdtype(sample.dtype, np.floating):
+        sample = sample[np.abs(sample) < np.finfo(np.float32).max]  # float32 extremes are not data
     if sample.size == 0:
         return 0.0, 1.0
     lo, hi = np.percentile(sample, [lower, upper])
     lo, hi = float(lo), float(hi)
     if hi <= lo:
-        hi = lo + 1.0
+        hi = lo + max(1.0, abs(lo) * 1e-6)  # still > lo for huge constant values
     return lo, hi
