@@ -208,13 +208,34 @@ def _spacing(ds: pydicom.Dataset) -> tuple[float, float]:
     return float(ps[0]), float(ps[1])
 
 
-def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Volume:
+def _regularize(data: np.ndarray, positions: np.ndarray, affine: np.ndarray, step_mm: float):
+    """Resample slices at uneven ``positions`` (mm along the normal, ascending) onto an even
+    grid every ``step_mm`` (linear between the two neighbouring slices; a missing slice is
+    interpolated from its neighbours). Returns ``(data, affine)``."""
+    n = int(round((positions[-1] - positions[0]) / step_mm)) + 1
+    target = positions[0] + step_mm * np.arange(n)
+    hi = np.clip(np.searchsorted(positions, target), 1, len(positions) - 1)
+    lo = hi - 1
+    w = ((target - positions[lo]) / np.maximum(positions[hi] - positions[lo], 1e-9)).astype(np.float32)
+    w = np.clip(w, 0, 1)
+    src = np.asarray(data, dtype=np.float32)
+    out = src[:, :, lo] * (1 - w) + src[:, :, hi] * w
+    new = affine.copy()
+    new[:3, 2] = affine[:3, 2] * ((positions[-1] - positions[0]) / (len(positions) - 1)) ** -1 * step_mm
+    return out, new
+
+
+def read_dicom_series(source: str | Path | list[Path], modality: str = "", regularize: bool = True) -> Volume:
     """Read one DICOM series (a folder of single-frame files, or a list of files) as a Volume.
 
     Args:
         source: a folder (its DICOM files, non-recursive; other files skipped) or a list of
             DICOM file paths of one series.
         modality: the modality name to store on the volume (``"FLAIR"``, …).
+        regularize: when slices are unevenly spaced (a missing slice, a gap), resample them
+            onto an even grid at the median spacing so that every voxel sits where the affine
+            says; off keeps the slices as stored (the affine's step is then the mean spacing).
+            Either way the gaps are reported in ``meta["warnings"]`` with their positions.
 
     Returns:
         Volume with ``data`` shape ``(I, J, K)`` = (columns, rows, slices) — float32 with
@@ -367,6 +388,12 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
     if skipped:
         meta["skipped_files"] = skipped
         meta.setdefault("warnings", []).extend(f"skipped {m}" for m in skipped)
+    if len(slices) > 1:
+        tilt = float(np.degrees(np.arccos(np.clip(abs(step @ normal) / max(np.linalg.norm(step), 1e-9), -1, 1))))
+        if tilt > 0.5:
+            meta["gantry_tilt_deg"] = tilt
+            meta.setdefault("warnings", []).append(
+                f"{folder}: slices are sheared by {tilt:.1f}° (gantry tilt); the affine keeps the shear")
     if len(slices) > 2:
         gaps = np.diff(positions)
         med = float(np.median(gaps))
@@ -374,11 +401,14 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "") -> Vo
         if np.any(irregular):
             meta["uneven_spacing_mm"] = [float(g) for g in gaps[irregular]]
             where = [float(positions[i]) for i in np.flatnonzero(irregular)]
-            meta.setdefault("warnings", []).append(
-                f"{folder}: uneven slice spacing (median {med:.3f} mm; gaps after slices at "
-                f"{', '.join(f'{w:.1f}' for w in where[:5])} mm along the normal)"
-            )
-            log.warning("%s", meta["warnings"][-1])
+            text = (f"{folder}: uneven slice spacing (median {med:.3f} mm; gaps of "
+                    f"{', '.join(f'{g:.2f}' for g in gaps[irregular][:5])} mm after the slices at "
+                    f"{', '.join(f'{w:.1f}' for w in where[:5])} mm along the normal)")
+            if regularize:
+                data, affine = _regularize(data, positions, affine, med)
+                text += f"; resampled to {data.shape[2]} slices every {med:.3f} mm (linear)"
+            meta.setdefault("warnings", []).append(text)
+            log.warning("%s", text)
     try:
         return Volume(data, affine, modality, [s[2] for s in slices], meta)
     except MriViewerError as exc:

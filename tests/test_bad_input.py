@@ -163,7 +163,7 @@ def test_truncated_slice_is_skipped_and_reported_rest_loads(demo_dir, tmp_path, 
     raw = victim.read_bytes()
     victim.write_bytes(raw[:_cut_points(raw)[where]])
     vol = load_volume(series)
-    assert vol.shape[2] == len(files) - 1
+    assert len(vol.sources) == len(files) - 1  # every other slice read (a gap is re-gridded)
     assert victim not in vol.sources
     assert str(victim) in _warnings_text(vol)
 
@@ -221,7 +221,7 @@ def test_corrupt_compressed_slice_is_skipped_and_reported(demo_dir, tmp_path):
     files = _rle_series(demo_dir, series)
     _corrupt_rle_stream(files[3])
     vol = load_volume(series)
-    assert vol.shape[2] == len(files) - 1
+    assert len(vol.sources) == len(files) - 1  # every other slice read (a gap is re-gridded)
     assert str(files[3]) in _warnings_text(vol)
     assert "pixel data" in _warnings_text(vol)
 
@@ -246,7 +246,7 @@ def test_dicom_without_pixel_data(demo_dir, tmp_path):
     assert str(victim) in str(err.value) and "no pixel data" in str(err.value)
     # In a series: skipped, reported by name, the rest loads.
     vol = load_volume(series)
-    assert vol.shape[2] == len(files) - 1
+    assert len(vol.sources) == len(files) - 1  # every other slice read (a gap is re-gridded)
     assert f"{victim}: no pixel data" in _warnings_text(vol)
     (skipped,) = vol.meta["skipped_files"]
     assert str(victim) in skipped and "no pixel data" in skipped
@@ -273,9 +273,9 @@ def test_series_with_one_slice_of_another_matrix_size(demo_dir, tmp_path):
     assert sorted((len(s.files), s.rows, s.columns) for s in found) == [(1, 32, 30), (19, 40, 40)]
     ds_ = discover(series)
     assert len(ds_.cases) == 2 and not any(c.errors for c in ds_.cases)
-    shapes = sorted(load_volume(list(src.files) or src.path).shape
-                    for c in ds_.cases for src in c.modalities.values())
-    assert shapes == [(30, 32, 1), (40, 40, 19)]
+    vols = sorted((load_volume(list(src.files) or src.path) for c in ds_.cases for src in c.modalities.values()),
+                  key=lambda v: v.shape)
+    assert vols[0].shape == (30, 32, 1) and vols[1].shape[:2] == (40, 40) and len(vols[1].sources) == 19
 
 
 def test_empty_folder(tmp_path):
@@ -356,7 +356,7 @@ def test_malformed_header_slice_in_series(demo_dir, tmp_path, kind):
     except LoadError as exc:
         assert str(victim) in str(exc)
     else:
-        assert vol.shape[2] == len(files) - 1 and str(victim) in _warnings_text(vol)
+        assert len(vol.sources) == len(files) - 1  # every other slice read (a gap is re-gridded) and str(victim) in _warnings_text(vol)
 
 
 @pytest.mark.parametrize(
@@ -505,7 +505,7 @@ def test_dicom_in_path_with_spaces_and_non_ascii(demo_dir, tmp_path):
     # A broken file there is still reported by its (non-ASCII) name.
     renamed[5].write_bytes(renamed[5].read_bytes()[:600])
     vol = load_volume(case / "FLAIR")
-    assert vol.shape[2] == 19 and str(renamed[5]) in _warnings_text(vol)
+    assert len(vol.sources) == 19 and str(renamed[5]) in _warnings_text(vol)
 
 
 def test_nifti_in_path_with_spaces_and_non_ascii(tmp_path, capsys):
@@ -541,11 +541,11 @@ def test_permission_denied_file_in_series(demo_dir, tmp_path):
         if os.access(victim, os.R_OK):
             pytest.skip("running as root (or with CAP_DAC_OVERRIDE): chmod 000 is still readable")
         vol = load_volume(series)
-        assert vol.shape[2] == len(files) - 1
+        assert len(vol.sources) == len(files) - 1  # every other slice read (a gap is re-gridded)
         assert str(victim) in _warnings_text(vol) and "Permission" in _warnings_text(vol)
         info = dataset_info(root)
         (case,) = [c for c in info["cases"] if c["case_id"] == "00001"]
-        assert case["modalities"]["FLAIR"]["shape"][2] == len(files) - 1
+        assert case["modalities"]["FLAIR"]["shape"][2] in (len(files) - 1, len(files))
         assert any(str(victim) in w for w in case["modalities"]["FLAIR"]["warnings"])
     finally:
         victim.chmod(0o644)
@@ -565,7 +565,7 @@ def test_unreadable_file_in_series_simulated(demo_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "open", guarded_open)
     vol = load_volume(series)
-    assert vol.shape[2] == len(files) - 1 and victim not in vol.sources
+    assert len(vol.sources) == len(files) - 1  # every other slice read (a gap is re-gridded) and victim not in vol.sources
     (skipped,) = vol.meta["skipped_files"]
     assert str(victim) in skipped and "Permission denied" in skipped
     assert skipped in _warnings_text(vol)
