@@ -424,8 +424,9 @@ def _image_folder(root: Path) -> Dataset:
 
 
 def _dicom_series_case(folder: Path) -> Dataset:
-    """A folder of DICOM files: one case when it holds one series, else one case per series
-    (``<folder>/<series number>``), each modality guessed from its SeriesDescription."""
+    """A folder of DICOM files. One series: one case. Several series of one study (same
+    PatientID and StudyInstanceUID) whose descriptions name different modalities: one case with
+    those modalities. Otherwise one case per series. Modalities come from SeriesDescription."""
     from .dicom import scan_series
 
     ds = Dataset(folder, "dicom-series")
@@ -433,14 +434,23 @@ def _dicom_series_case(folder: Path) -> Dataset:
     ds.warnings.extend(problems)
     if not series:
         raise DatasetError(f"{folder}: no readable DICOM series" + (f" ({problems[0]})" if problems else ""))
-    for n, info in enumerate(series, start=1):
-        modality = series_modality(info.description or folder.name)
-        whole = len(series) == 1 and len(info.files) == len(list_dicom_files(folder))
-        src = ModalitySource(modality, folder, "dicom") if whole else ModalitySource(
-            modality, info.files[0] if len(info.files) == 1 else folder, "dicom", tuple(info.files))
+    n_files = len(list_dicom_files(folder))
+
+    def source(info, modality):
+        if len(series) == 1 and len(info.files) == n_files:
+            return ModalitySource(modality, folder, "dicom")
+        return ModalitySource(modality, info.files[0] if len(info.files) == 1 else folder, "dicom",
+                              tuple(info.files))
+
+    mods = [series_modality(info.description or folder.name) for info in series]
+    one_study = len({info.study for info in series}) == 1
+    if len(series) > 1 and one_study and len(set(mods)) == len(mods) and UNKNOWN_MODALITY not in mods:
+        ds.cases.append(Case(folder.name, {m: source(info, m) for info, m in zip(series, mods, strict=True)}))
+        return ds
+    for n, (info, modality) in enumerate(zip(series, mods, strict=True), start=1):
         case_id = folder.name if len(series) == 1 else (
             info.files[0].name if len(info.files) == 1 else f"{folder.name}-{n}")
-        ds.cases.append(Case(case_id, {modality: src}))
+        ds.cases.append(Case(case_id, {modality: source(info, modality)}))
     return ds
 
 

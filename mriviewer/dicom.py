@@ -72,6 +72,7 @@ class SeriesInfo:
     rows: int
     columns: int
     multiframe: bool = False
+    study: str = ""
 
 
 def scan_series(folder: Path) -> tuple[list[SeriesInfo], list[str]]:
@@ -104,7 +105,7 @@ def scan_series(folder: Path) -> tuple[list[SeriesInfo], list[str]]:
             continue
         uid, desc, rows, cols = facts["uid"], facts["description"], facts["rows"], facts["cols"]
         if facts["frames"] > 1:
-            singles.append(SeriesInfo([path], uid, desc, rows, cols, multiframe=True))
+            singles.append(SeriesInfo([path], uid, desc, rows, cols, multiframe=True, study=facts["study"]))
             continue
         iop = facts["iop"]
         key = (uid, tuple(np.round(iop, 3)) if iop is not None else None, rows, cols)
@@ -112,11 +113,11 @@ def scan_series(folder: Path) -> tuple[list[SeriesInfo], list[str]]:
     series = list(singles)
     for (uid, _, rows, cols), members in groups.items():
         positions = [tuple(np.round(f["ipp"], 3)) if f["ipp"] is not None else None for _, f in members]
-        desc = members[0][1]["description"]
+        desc, study = members[0][1]["description"], members[0][1]["study"]
         if len(set(positions)) < len(positions):
-            series.extend(SeriesInfo([p], uid, desc, rows, cols) for p, _ in members)
+            series.extend(SeriesInfo([p], uid, desc, rows, cols, study=study) for p, _ in members)
         else:
-            series.append(SeriesInfo([p for p, _ in members], uid, desc, rows, cols))
+            series.append(SeriesInfo([p for p, _ in members], uid, desc, rows, cols, study=study))
     series.sort(key=lambda s: s.files[0].name)
     return series, problems
 
@@ -181,6 +182,7 @@ def _facts(ds: pydicom.Dataset, path: Path) -> dict:
             "spacing": _spacing(ds),
             "rescale": _rescale(ds),
             "description": str(ds.get("SeriesDescription", "") or ""),
+            "study": f"{ds.get('PatientID', '') or ''}|{ds.get('StudyInstanceUID', '') or ''}",
         }
     except _HEADER_ERRORS as exc:
         raise LoadError(path, f"invalid DICOM header ({type(exc).__name__}: {exc})") from exc

@@ -13,7 +13,7 @@ import numpy as np
 
 from .volume import Volume
 
-__all__ = ["resample_to_grid", "reference_grid", "resample_volume", "highest_resolution"]
+__all__ = ["resample_to_grid", "reference_grid", "resample_volume", "highest_resolution", "case_on_grid"]
 
 
 def resample_to_grid(data: np.ndarray, affine: np.ndarray, shape: tuple[int, int, int],
@@ -77,3 +77,64 @@ def resample_volume(volume: Volume, shape: tuple[int, int, int], affine: np.ndar
     meta = dict(volume.meta)
     meta["resampled_from"] = {"shape": list(volume.shape), "affine": volume.affine.tolist()}
     return Volume(data, affine, volume.modality, list(volume.sources), meta)
+
+
+#: Version of the grid resampling; part of the disk-cache key of resampled volumes.
+GRID_FORMAT = 1
+
+
+def case_on_grid(case, cache, modalities: list[str] | None = None, reference: str = "auto",
+                 processes: int | None = None) -> tuple[dict[str, Volume], str | None, np.ndarray | None]:
+    """The modalities of ``case`` on one common grid, and its segmentation (nearest neighbour).
+
+    Args:
+        case: a :class:`~mriviewer.datasets.Case`.
+        cache: a :class:`~mriviewer.cache.VolumeCache`; decoded sources come from it (decoded in
+            parallel when missing) and resampled volumes are stored in its disk cache, keyed by
+            both sources' identities, so reopening a case does not resample again.
+        modalities: which ones (default: all present).
+        reference: the modality whose grid (canonical orientation) is used; ``"auto"`` the
+            finest (smallest voxel volume); ``"native"`` no resampling (each canonical).
+
+    Returns:
+        ``({modality: Volume}, reference used or None, segmentation labels or None)``; a modality
+        that failed to load is left out (``cache.get`` on it raises the error).
+    """
+    from .cache import source_key
+    from .datasets import ModalitySource
+
+    names = list(modalities or case.modalities)
+    all_names = list(case.modalities)
+    loaded = cache.get_many([case.modalities[m] for m in all_names], processes)
+    vols = {m: v for m, v in zip(all_names, loaded, strict=True) if isinstance(v, Volume)}
+    if reference == "native" or not vols or any(v.is_2d for v in vols.values()):
+        out = {m: vols[m].canonical() for m in names if m in vols}
+        ref_name, shape, affine = None, None, None
+    else:
+        ref_name = reference if reference in vols else highest_resolution(vols)
+        shape, affine = reference_grid(vols[ref_name])
+        out = {}
+        for m in names:
+            if m not in vols:
+                continue
+            key = None
+            if cache.disk is not None:
+                try:
+                    key = ("grid", GRID_FORMAT, source_key(case.modalities[m]), source_key(case.modalities[ref_name]))
+                except OSError:
+                    key = None
+            vol = cache.disk.load(key) if key is not None else None
+            if vol is None:
+                vol = resample_volume(vols[m], shape, affine)
+                if key is not None:
+                    cache.disk.save(key, vol)
+            out[m] = vol
+    seg = None
+    if case.segmentation is not None and out:
+        try:
+            seg_vol = cache.get(ModalitySource("SEG", case.segmentation, "nifti"))
+            target = next(iter(out.values()))
+            seg = resample_volume(seg_vol, target.shape, target.affine, nearest=True).data
+        except Exception:  # a broken mask must not hide the images
+            seg = None
+    return out, ref_name, seg

@@ -74,7 +74,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._cam_token = 0
         self._messages: list[QtWidgets.QMessageBox] = []
         self._warned: set[str] = set()
-        self._grid_cache: dict = {}
 
         self._build_views()
         self._build_case_dock()
@@ -272,7 +271,6 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error(str(exc))
             return False
         self.dataset = ds
-        self._grid_cache.clear()
         self.predictions.clear()
         self.cams.clear()
         self.state.clear()
@@ -406,40 +404,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.workers.start(self._load_on_grid, case, modality, grid_choice, on_return=done, on_error=failed)
 
     def _load_on_grid(self, case: Case, modality: str, choice: str):
-        """Worker: decode all modalities of the case at once (parallel processes, so switching
-        modality afterwards is immediate) and resample the requested one, and the segmentation
-        (nearest neighbour), onto the reference grid. Returns ``(volume, reference, seg)``."""
-        from ..datasets import ModalitySource
-        from ..resample import highest_resolution, reference_grid, resample_volume
+        """Worker: all modalities of the case decoded at once (parallel processes, so switching
+        modality afterwards is immediate), the requested one and the segmentation on the common
+        grid (:func:`mriviewer.resample.case_on_grid`). Returns ``(volume, reference, seg)``."""
+        from ..resample import case_on_grid
 
-        names = list(case.modalities)
-        loaded = self.cache.get_many([case.modalities[m] for m in names])
-        vols = {m: v for m, v in zip(names, loaded, strict=True) if not isinstance(v, Exception)}
-        requested = loaded[names.index(modality)]
-        if isinstance(requested, Exception):
-            raise requested
-        seg = None
-        if case.segmentation is not None:
-            try:
-                seg = self.cache.get(ModalitySource("SEG", case.segmentation, "nifti"))
-            except MriViewerError as exc:
-                log.warning("%s", exc)
-        if choice == "native" or requested.is_2d:
-            grid_vol = requested.canonical()
-            reference = None
-        else:
-            reference = choice if choice in vols else highest_resolution(vols)
-            key = (case.case_id, modality, reference)
-            grid_vol = self._grid_cache.get(key)
-            if grid_vol is None:
-                shape, affine = reference_grid(vols[reference])
-                grid_vol = resample_volume(requested, shape, affine)
-                self._grid_cache[key] = grid_vol
-                while len(self._grid_cache) > 8:
-                    self._grid_cache.pop(next(iter(self._grid_cache)))
-        if seg is not None:
-            seg = resample_volume(seg, grid_vol.shape, grid_vol.affine, nearest=True).data
-        return grid_vol, reference, seg
+        vols, reference, seg = case_on_grid(case, self.cache, [modality], choice)
+        if modality not in vols:
+            self.cache.get(case.modalities[modality])  # raises the load error, naming the file
+        return vols[modality], reference, seg
 
     def _fill_table_row_error(self, case: Case) -> None:
         r = self.dataset.cases.index(case)
@@ -708,7 +681,6 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error(str(exc))
             return False
         self.train_panel.set_modalities(self.dataset.modalities)
-        self._grid_cache.clear()
         self._fill_table()
         if case is not None:
             self.select_case(case.case_id)
