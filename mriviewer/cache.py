@@ -42,7 +42,7 @@ CACHE_FORMAT = 2
 
 
 def source_key(source: ModalitySource) -> tuple:
-    """Identity of a source: ``(format, path, kind, ((name, size, mtime_ns), …))``.
+    """Identity of a source: ``(format, path, kind, 4D volume index, ((name, size, mtime_ns), …))``.
 
     Raises:
         OSError: the source cannot be listed or stat-ed.
@@ -61,7 +61,7 @@ def source_key(source: ModalitySource) -> tuple:
     else:
         st = path.stat()
         stats = [(path.name, st.st_size, st.st_mtime_ns)]
-    return (CACHE_FORMAT, str(path.resolve()), source.kind, tuple(stats))
+    return (CACHE_FORMAT, str(path.resolve()), source.kind, source.volume_index, tuple(stats))
 
 
 def default_cache_dir() -> Path:
@@ -144,7 +144,7 @@ def _decode_to_disk(source: ModalitySource, key: tuple, disk_root: str) -> str |
     """Worker-process job: decode ``source`` into the disk cache. Returns an error message or
     ``None``."""
     try:
-        vol = load_volume(list(source.files) if source.files else source.path, source.modality)
+        vol = load_volume(list(source.files) if source.files else source.path, source.modality, source.volume_index)
     except MriViewerError as exc:
         return str(exc)
     DiskCache(disk_root).save(key, vol)
@@ -191,7 +191,7 @@ class VolumeCache:
                     self.disk_hits += 1
                     self._remember(key, vol)
                     return vol
-        vol = load_volume(list(source.files) if source.files else source.path, source.modality)
+        vol = load_volume(list(source.files) if source.files else source.path, source.modality, source.volume_index)
         self.misses += 1
         if key is not None:
             if self.disk is not None:

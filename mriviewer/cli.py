@@ -103,13 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_assign(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--assign", action="append", default=[], metavar="OLD=NEW",
                         help="rename a modality in every case, e.g. other=T2w (repeatable)")
+    parser.add_argument("--volume", type=int, default=1, metavar="N",
+                        help="which volume of 4D NIfTI files (1-based, default 1)")
 
 
-def _discover(path, assign: list[str]):
-    """discover() plus the user's modality assignments."""
+def _discover(path, assign: list[str], volume: int = 1):
+    """discover() plus the user's modality assignments and 4D volume choice (1-based)."""
     from .datasets import assign_modality, discover
 
     ds = discover(path)
+    if volume < 1:
+        raise MriViewerError(f"--volume {volume}: volumes are numbered from 1")
+    for case in ds.cases:
+        for src in case.modalities.values():
+            src.volume_index = volume - 1
     for item in assign or []:
         if "=" not in item:
             raise MriViewerError(f"--assign {item!r}: expected OLD=NEW, e.g. other=T2w")
@@ -118,7 +125,8 @@ def _discover(path, assign: list[str]):
     return ds
 
 
-def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] | None = None) -> dict:
+def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] | None = None,
+                 volume: int = 1) -> dict:
     """JSON-ready description of what :func:`~mriviewer.datasets.discover` finds at ``path``.
 
     Returns:
@@ -130,7 +138,7 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
     from .cache import default_cache
     from .volume import MODALITIES
 
-    ds = _discover(path, assign or [])
+    ds = _discover(path, assign or [], volume)
     cases = []
     for case in ds.cases:
         mods: dict = {}
@@ -163,7 +171,7 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
 def _cmd_info(args) -> int:
     from .ml.engine import json_safe
 
-    info = dataset_info(args.path, read_headers=not args.no_headers, assign=args.assign)
+    info = dataset_info(args.path, read_headers=not args.no_headers, assign=args.assign, volume=args.volume)
     loaded = args.no_headers or any(
         d and "shape" in d for c in info["cases"] for d in c["modalities"].values()
     )
@@ -191,7 +199,7 @@ def _cmd_train(args) -> int:
     from .ml.config import TrainConfig
     from .ml.engine import EpochEvent, LogEvent, ProgressEvent, Trainer
 
-    ds = _discover(args.data, args.assign)
+    ds = _discover(args.data, args.assign, args.volume)
     cfg = TrainConfig(model=args.model, epochs=args.epochs, seed=args.seed, device=args.device,
                       pretrained=args.pretrained, modalities=args.modalities or ds.modalities[:1])
     for name in ("image_size", "depth", "slices_per_case", "batch_size", "lr", "val_fraction"):
@@ -238,7 +246,7 @@ def _cmd_predict(args) -> int:
     from .report import write_predictions_csv
 
     predictor = Predictor.load(args.checkpoint, args.device)
-    ds = _discover(args.data, args.assign)
+    ds = _discover(args.data, args.assign, args.volume)
     preds = []
     for case in ds.cases:
         try:
@@ -258,7 +266,7 @@ def _cmd_report(args) -> int:
     from .report import build_report_inputs, write_case_report
 
     predictor = Predictor.load(args.checkpoint, args.device)
-    ds = _discover(args.data, args.assign)
+    ds = _discover(args.data, args.assign, args.volume)
     case = ds.case(args.case)
     inputs = build_report_inputs(predictor, case, default_cache().get)
     write_case_report(inputs, args.out)
@@ -273,7 +281,7 @@ def _cmd_convert(args) -> int:
 
     from .cache import default_cache
 
-    ds = _discover(args.path, args.assign)
+    ds = _discover(args.path, args.assign, args.volume)
     if args.case:
         case = ds.case(args.case)
     elif len(ds.cases) == 1:

@@ -83,6 +83,7 @@ class ModalitySource:
     path: Path
     kind: str
     files: tuple[Path, ...] = ()
+    volume_index: int = 0  # which volume of a 4D NIfTI
 
 
 @dataclass

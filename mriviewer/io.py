@@ -68,8 +68,13 @@ def load_nifti(path: str | Path, modality: str = "", index4d: int = 0) -> Volume
         raise LoadError(path, f"cannot read NIfTI ({type(exc).__name__}: {exc})") from exc
     if affine is None:
         affine = np.eye(4)
+    meta = {"format": "nifti"}
+    if len(shape) == 4:
+        meta.update(n_volumes=int(shape[3]), volume_index=int(index4d))
+        if shape[3] > 1:
+            meta["warnings"] = [f"{path}: 4D file with {shape[3]} volumes; showing volume {index4d + 1}"]
     try:
-        return Volume(data, affine, modality, [path], {"format": "nifti"})
+        return Volume(data, affine, modality, [path], meta)
     except Exception as exc:
         raise LoadError(path, str(exc)) from exc
 
@@ -93,16 +98,16 @@ def load_image2d(path: str | Path, modality: str = "") -> Volume:
     return Volume(data, affine, modality, [path], {"format": "image2d"})
 
 
-def load_volume(source: str | Path | list[Path], modality: str = "") -> Volume:
+def load_volume(source: str | Path | list[Path], modality: str = "", index4d: int = 0) -> Volume:
     """Load a NIfTI file, a 2D image, a DICOM file, a DICOM series folder or a list of DICOM
-    files, choosing the reader by content.
+    files, choosing the reader by content. ``index4d`` picks the volume of a 4D NIfTI.
 
     Raises:
         LoadError: the source does not exist or cannot be read; the message names it. No other
             exception type escapes for bad input (an unexpected one is wrapped, with its type).
     """
     try:
-        return _load_volume(source, modality)
+        return _load_volume(source, modality, index4d)
     except MriViewerError:
         raise
     except MemoryError:
@@ -112,7 +117,7 @@ def load_volume(source: str | Path | list[Path], modality: str = "") -> Volume:
         raise LoadError(where, f"cannot read ({type(exc).__name__}: {exc})") from exc
 
 
-def _load_volume(source: str | Path | list[Path], modality: str = "") -> Volume:
+def _load_volume(source: str | Path | list[Path], modality: str = "", index4d: int = 0) -> Volume:
     if isinstance(source, list):
         return read_dicom_series(source, modality)
     path = Path(source)
@@ -121,7 +126,7 @@ def _load_volume(source: str | Path | list[Path], modality: str = "") -> Volume:
     if path.is_dir():
         return read_dicom_series(path, modality)
     if is_nifti(path):
-        return load_nifti(path, modality)
+        return load_nifti(path, modality, index4d)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return load_image2d(path, modality)
     if is_dicom_file(path):

@@ -64,7 +64,7 @@ def _decode_shared(source: ModalitySource) -> dict:
     from .io import load_volume
 
     try:
-        vol = load_volume(list(source.files) if source.files else source.path, source.modality)
+        vol = load_volume(list(source.files) if source.files else source.path, source.modality, source.volume_index)
     except MriViewerError as exc:
         return {"error": str(exc)}
     data = vol.data
@@ -107,7 +107,7 @@ def decode_many(sources: Sequence[ModalitySource], processes: int | None = None)
         out: list[Volume | MriViewerError] = []
         for s in sources:
             try:
-                out.append(load_volume(list(s.files) if s.files else s.path, s.modality))
+                out.append(load_volume(list(s.files) if s.files else s.path, s.modality, s.volume_index))
             except MriViewerError as exc:
                 out.append(exc)
         return out

@@ -124,3 +124,18 @@ def test_assign_modality_override(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert all(c["modalities"]["T2w"] is not None for c in info["cases"])
     assert main(["info", str(folder), "--assign", "FLAIR=T2w"]) == 2  # no case has FLAIR
+
+
+def test_4d_nifti_volume_choice(tmp_path, capsys):
+    import nibabel as nib
+    import numpy as np
+
+    data = np.stack([np.full((4, 5, 6), v, np.float32) for v in (10, 20, 30)], axis=-1)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "fmri_t2.nii.gz"))
+    out = tmp_path / "v2.nii.gz"
+    assert main(["convert", str(tmp_path / "fmri_t2.nii.gz"), "--volume", "2", "--out", str(out)]) == 0
+    assert np.asarray(nib.load(str(out)).dataobj).max() == 20
+    assert main(["info", str(tmp_path / "fmri_t2.nii.gz"), "--json", "--volume", "3"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert "3 volumes" in " ".join(info["cases"][0]["modalities"]["T2w"]["warnings"])
+    assert main(["convert", str(tmp_path / "fmri_t2.nii.gz"), "--volume", "9", "--out", str(out)]) == 2
