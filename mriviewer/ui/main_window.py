@@ -191,11 +191,14 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.dataset_label)
         lay.addWidget(self.case_table)
-        dock = QtWidgets.QDockWidget("Cases", self)
-        dock.setObjectName("casesDock")
-        dock.setWidget(w)
-        dock.setMinimumWidth(420)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self._add_dock("Cases", w, 420, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+
+    def _add_dock(self, title: str, widget: QtWidgets.QWidget, min_width: int, area) -> None:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(f"{title.lower()}Dock")
+        dock.setWidget(widget)
+        dock.setMinimumWidth(min_width)
+        self.addDockWidget(area, dock)
 
     def _build_train_dock(self) -> None:
         self.train_panel = TrainPanel()
@@ -204,11 +207,7 @@ class MainWindow(QtWidgets.QMainWindow):
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.train_panel)
-        dock = QtWidgets.QDockWidget("Train", self)
-        dock.setObjectName("trainDock")
-        dock.setWidget(scroll)
-        dock.setMinimumWidth(380)
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self._add_dock("Train", scroll, 380, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
 
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")

@@ -205,30 +205,27 @@ class SliceView(QtWidgets.QWidget):
         if self.state.volume is not None:
             self.image.setLevels(self.state.window)
 
+    def _draw_layer(self, item: pg.ImageItem, volume, visible: bool, colour) -> None:
+        """Draw this plane's slice of an ``(I, J, K)`` layer as RGBA (``colour`` maps a 2D slice
+        to RGBA uint8), or hide the item."""
+        if self.state.volume is None or volume is None or not visible:
+            item.clear()
+            item.setVisible(False)
+            return
+        values = plane_slice(volume, self.plane, self.slice_index(), self.state.radiological)
+        item.setImage(colour(values), autoLevels=False, levels=(0, 255))
+        dy, dx = self._pixel_mm
+        item.setRect(QtCore.QRectF(0, 0, values.shape[1] * dx, values.shape[0] * dy))
+        item.setVisible(True)
+
     def _update_overlay(self, redraw_only: bool = False) -> None:
         st = self.state
-        if st.volume is None or st.overlay is None or not st.overlay_visible:
-            self.overlay.clear()
-            self.overlay.setVisible(False)
-            return
-        values = plane_slice(st.overlay, self.plane, self.slice_index(), st.radiological)
-        rgba = overlay_rgba(values, st.cmap, st.opacity)
-        self.overlay.setImage(rgba, autoLevels=False, levels=(0, 255))
-        dy, dx = self._pixel_mm
-        self.overlay.setRect(QtCore.QRectF(0, 0, values.shape[1] * dx, values.shape[0] * dy))
-        self.overlay.setVisible(True)
+        self._draw_layer(self.overlay, st.overlay, st.overlay_visible,
+                         lambda v: overlay_rgba(v, st.cmap, st.opacity))
 
     def _update_segmentation(self) -> None:
         st = self.state
-        if st.volume is None or st.segmentation is None or not st.segmentation_visible:
-            self.seg_item.clear()
-            self.seg_item.setVisible(False)
-            return
-        labels = plane_slice(st.segmentation, self.plane, self.slice_index(), st.radiological)
-        self.seg_item.setImage(label_rgba(labels), autoLevels=False, levels=(0, 255))
-        dy, dx = self._pixel_mm
-        self.seg_item.setRect(QtCore.QRectF(0, 0, labels.shape[1] * dx, labels.shape[0] * dy))
-        self.seg_item.setVisible(True)
+        self._draw_layer(self.seg_item, st.segmentation, st.segmentation_visible, label_rgba)
 
     def grab_image(self) -> QtGui.QImage:
         return self.grab().toImage()
