@@ -159,3 +159,19 @@ def test_model_selection_breaks_auc_ties_by_loss():
     assert not _improves(0.9, 0.01, best)
     assert _improves(0.6, 5.0, {"val_auc": math.nan, "val_loss": math.inf})
     assert not _improves(math.nan, 0.1, {"val_auc": 0.6, "val_loss": 1.0})
+
+
+def test_channels_are_aligned_across_acquisition_planes(demo_dir):
+    """Demo case 1: FLAIR coronal, T1w sagittal, T2w axial. On the network grid the marker
+    (fixed in world space, brightest in every modality) is at the same voxel in every channel."""
+    ds = discover(demo_dir)
+    case = ds.cases[1]
+    mods = ["FLAIR", "T1w", "T2w"]
+    cfg = TrainConfig(model="r3d-18", modalities=mods, image_size=32, depth=16)
+    pre = Preprocessor(cfg, VolumeCache().get)
+    grids = pre._on_one_grid(case, mods)
+    assert len({g.shape for g in grids.values()}) == 1
+    peaks = [np.array(np.unravel_index(np.argmax(g.data), g.shape)) for g in grids.values()]
+    for p in peaks[1:]:
+        assert np.abs(p - peaks[0]).max() <= 1, peaks
+    assert pre.case_input(case).array.shape == (3, 16, 32, 32)

@@ -2,9 +2,10 @@
 
 Network grid
 ------------
-A case's modalities are each re-indexed to the closest RAS orientation
-(:meth:`~mriviewer.volume.Volume.canonical`), resampled (MONAI ``Resize``, trilinear) to one
-fixed grid and scaled by their 0.5–99.5 intensity percentiles to ``[0, 1]`` (MONAI
+A case's modalities are re-indexed to the closest RAS orientation
+(:meth:`~mriviewer.volume.Volume.canonical`) and, when several, resampled through their affines
+onto the first one's grid (:func:`mriviewer.resample.case_on_grid`: the same millimetre in every
+channel), then resized (MONAI ``Resize``, trilinear) to one fixed network grid and scaled by their 0.5–99.5 intensity percentiles to ``[0, 1]`` (MONAI
 ``ScaleIntensityRangePercentiles``), then stacked as channels. Arrays are
 ``(C, D, H, W)`` with ``D`` = superior axis (axial slices), ``H`` = anterior axis, ``W`` = right
 axis of the canonical volume, i.e. canonical ``data[i, j, k]`` transposed to ``[k, j, i]``.
@@ -87,10 +88,7 @@ class Preprocessor:
         present = [m for m in mods if m in case.modalities]
         if not present:
             raise DatasetError(f"case {case.case_id}: none of the modalities {', '.join(mods)} present")
-        volumes = {}
-        for m in present:
-            vol = self.loader(case.modalities[m])
-            volumes[m] = vol.canonical()
+        volumes = self._on_one_grid(case, present)
         reference = volumes[present[0]]
         grid = self._grid(reference)
         resize = Resize(spatial_size=grid, mode="trilinear", anti_aliasing=False)
@@ -113,6 +111,26 @@ class Preprocessor:
         the pixels exceed 10 % of the [0, 1] range in some channel."""
         depth = array.shape[1]
         return (array.max(axis=0) > 0.1).reshape(depth, -1).mean(axis=1) > 0.01
+
+    def _on_one_grid(self, case: Case, present: list[str]) -> dict[str, Volume]:
+        """The case's modalities, canonical; with several, resampled onto the grid of the
+        first (so that channels are aligned voxel for voxel even when the series were acquired
+        in different planes, as in RSNA-MICCAI). Uses the cache's disk-cached grids when the
+        loader is a :class:`~mriviewer.cache.VolumeCache`."""
+        from ..resample import case_on_grid, reference_grid, resample_volume
+
+        cache = getattr(self.loader, "__self__", None)
+        if len(present) > 1 and hasattr(cache, "get_many"):
+            vols, _, _ = case_on_grid(case, cache, present, reference=present[0])
+            missing = [m for m in present if m not in vols]
+            if missing:  # raise the load error of the first that failed, naming its file
+                self.loader(case.modalities[missing[0]])
+            return vols
+        volumes = {m: self.loader(case.modalities[m]).canonical() for m in present}
+        if len(present) > 1:
+            shape, affine = reference_grid(volumes[present[0]])
+            volumes = {m: resample_volume(v, shape, affine) if m != present[0] else v for m, v in volumes.items()}
+        return volumes
 
     def slice_indices(self, array: np.ndarray) -> np.ndarray:
         """Axial slice indices (along ``D``) sampled for a 2D model: ``slices_per_case``
