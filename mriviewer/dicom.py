@@ -468,8 +468,12 @@ def _read_multiframe(path: Path, ds: pydicom.Dataset, modality: str) -> Volume:
     for e in entries:
         if not unique or abs(e[0] - unique[-1][0]) > 1e-4:
             unique.append(e)
+    meta = _series_meta(ds)
     if len(unique) < len(entries):
-        log.warning("%s: %d frames share positions; using one frame per position", path, len(entries) - len(unique))
+        msg = (f"{path}: {len(entries)} frames at {len(unique)} positions (several images per position, "
+               "e.g. magnitude and phase); showing the first frame at each position")
+        meta["warnings"] = [msg]
+        log.warning("%s", msg)
     data = np.stack([frames[e[2]].T for e in unique], axis=-1).astype(np.float32)
     ipp0 = unique[0][1]
     if len(unique) > 1:
@@ -481,4 +485,4 @@ def _read_multiframe(path: Path, ds: pydicom.Dataset, modality: str) -> Volume:
     lps[:3, 1] = col_dir * float(spacing[0])
     lps[:3, 2] = step
     lps[:3, 3] = ipp0
-    return Volume(data, LPS_TO_RAS @ lps, modality, [path], _series_meta(ds))
+    return Volume(data, LPS_TO_RAS @ lps, modality, [path], meta)
