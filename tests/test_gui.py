@@ -124,3 +124,23 @@ def test_assign_modality_and_grid_choice(window, qtbot, demo_dir):
     with qtbot.waitSignal(window.volume_shown, timeout=30000):
         window.grid_combo.setCurrentIndex(window.grid_combo.findData("native"))
     assert window.state.modality == "T2w"
+
+
+def test_stop_button_keeps_best_checkpoint(window, qtbot, demo_dir):
+    from PySide6 import QtCore
+
+    with qtbot.waitSignal(window.volume_shown, timeout=30000):
+        window.open_path(demo_dir)
+    panel = window.train_panel
+    panel.epochs.setValue(50)
+    panel.image_size.setValue(32)
+    panel.device.setCurrentText("cpu")
+    panel.pretrained.setText("none")
+    qtbot.mouseClick(panel.train_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(panel.history) >= 1, timeout=120000)  # one epoch done
+    with qtbot.waitSignal(window.training_finished, timeout=60000) as finished:
+        qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    result = finished.args[0]
+    assert result.stopped and result.checkpoint is not None and result.checkpoint.is_file()
+    assert len(result.history) < 50
+    assert panel.train_button.isEnabled() and not panel.stop_button.isEnabled()

@@ -63,7 +63,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state = ViewerState()
         self.dataset: Dataset | None = None
         self.cache = default_cache()
-        self.workers = WorkerPool()
+        self.workers = WorkerPool(owner=self)
         self.predictor = None
         self.predictions: dict = {}
         self.prediction_errors: dict[str, str] = {}

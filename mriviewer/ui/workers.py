@@ -14,10 +14,29 @@ __all__ = ["WorkerPool"]
 
 
 class WorkerPool:
-    """Starts workers and keeps them alive until they finish."""
+    """Starts workers and keeps them alive until they finish.
 
-    def __init__(self) -> None:
+    Args:
+        owner: the widget whose methods the callbacks call; once it has been deleted (the window
+            closed while a worker still runs), results are dropped instead of touching it.
+    """
+
+    def __init__(self, owner=None) -> None:
         self._running: set = set()
+        self._owner = owner
+
+    def _guard(self, callback):
+        if callback is None or self._owner is None:
+            return callback
+        import shiboken6
+
+        owner = self._owner
+
+        def guarded(*args):
+            if shiboken6.isValid(owner):
+                callback(*args)
+
+        return guarded
 
     def start(self, func: Callable, *args, on_yield=None, on_return=None, on_error=None,
               on_finish=None, **kwargs):
@@ -27,6 +46,8 @@ class WorkerPool:
             the superqt worker (``FunctionWorker`` or ``GeneratorWorker``).
         """
         worker = create_worker(func, *args, _start_thread=False, **kwargs)
+        on_yield, on_return, on_error, on_finish = (
+            self._guard(cb) for cb in (on_yield, on_return, on_error, on_finish))
         if on_yield is not None and hasattr(worker, "yielded"):
             worker.yielded.connect(on_yield)
         if on_return is not None:
