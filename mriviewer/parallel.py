@@ -5,6 +5,10 @@ A persistent pool of ``spawn``-ed workers (safe next to Qt and torch threads) de
 source and hands the voxels back through shared memory (``multiprocessing.shared_memory``), so a
 512×512×150 series crosses between processes as one memcpy instead of a pickle through a pipe.
 The pool starts on first use (about a second) and lives until the program ends.
+
+As with any ``spawn``-based multiprocessing, a script that drives mriviewer must keep its
+top-level code under ``if __name__ == "__main__":`` (the ``mriviewer`` command does), because each
+worker imports the main module. ``MRIVIEWER_PROCESSES=1`` decodes in-process instead.
 """
 
 from __future__ import annotations
