@@ -94,7 +94,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         bar = QtWidgets.QHBoxLayout()
         self.modality_combo = QtWidgets.QComboBox()
-        self.modality_combo.setMinimumWidth(130)
+        self.modality_combo.setMinimumWidth(110)
         self.modality_combo.currentIndexChanged.connect(self._modality_changed)
         self.level_spin = QtWidgets.QDoubleSpinBox(decimals=1, minimum=-1e6, maximum=1e6)
         self.width_spin = QtWidgets.QDoubleSpinBox(decimals=1, minimum=1e-3, maximum=2e6)
@@ -119,10 +119,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.seg_check.setToolTip("Show the case's tumour mask (BraTS seg / GT_W), resampled nearest-neighbour")
         self.seg_check.toggled.connect(lambda v: self.state.set_segmentation_visible(v))
         self.convention = QtWidgets.QComboBox()
-        self.convention.addItems(["Radiological (R on left)", "Neurological (L on left)"])
+        self.convention.addItems(["Radiological", "Neurological"])
+        self.convention.setToolTip("Radiological: the patient's right on the screen's left; neurological: left on left")
         self.convention.currentIndexChanged.connect(lambda i: self.state.set_radiological(i == 0))
         for w in (QtWidgets.QLabel("Modality"), self.modality_combo, self.grid_combo, QtWidgets.QLabel("Level"),
-                  self.level_spin, QtWidgets.QLabel("Width"), self.width_spin, auto, self.convention, self.seg_check):
+                  self.level_spin, QtWidgets.QLabel("Width"), self.width_spin, auto, self.convention):
             bar.addWidget(w)
         bar.addStretch(1)
         grid.addLayout(bar, 0, 0, 1, 2)
@@ -147,7 +148,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pred_detail.setWordWrap(True)
         disclaimer = QtWidgets.QLabel(RESEARCH_ONLY)
         disclaimer.setStyleSheet("color: #c00; font-weight: bold;")
-        self.cam_check = QtWidgets.QCheckBox("Show Grad-CAM")
+        self.cam_check = QtWidgets.QCheckBox("Grad-CAM")
         self.cam_check.setChecked(True)
         self.cam_check.toggled.connect(lambda v: self.state.set_overlay_options(visible=v))
         self.opacity = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal, minimum=0, maximum=100, value=50)
@@ -156,6 +157,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cmap_combo.addItems(["inferno", "jet", "hot", "viridis"])
         self.cmap_combo.currentTextChanged.connect(lambda c: self.state.set_overlay_options(cmap=c))
         row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.seg_check)
         row.addWidget(self.cam_check)
         row.addWidget(QtWidgets.QLabel("Opacity"))
         row.addWidget(self.opacity, 1)
