@@ -28,7 +28,7 @@ from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CaseInput", "Preprocessor", "patient_split", "normalise_channels", "check_loadable"]
+__all__ = ["CaseInput", "Preprocessor", "patient_split", "normalise_channels"]
 
 Loader = Callable[[ModalitySource], Volume]
 
@@ -190,11 +190,3 @@ def patient_split(
     train, val = [cases[i] for i in sorted(tr)], [cases[i] for i in sorted(va)]
     assert not {c.case_id for c in train} & {c.case_id for c in val}
     return train, val
-
-
-def check_loadable(cases: Sequence[Case]) -> None:
-    """Raise :class:`DatasetError` listing cases that carry discovery errors."""
-    bad = [c for c in cases if c.errors]
-    if bad:
-        raise DatasetError("; ".join(e for c in bad for e in c.errors))
-

@@ -344,8 +344,8 @@ class Trainer:
                 "software_version": __version__,
                 "created": _dt.datetime.now().isoformat(timespec="seconds"),
             }
-        ckpt["metrics"] = json.loads(json.dumps(best, default=_json_default))
-        ckpt["history"] = json.loads(json.dumps(history, default=_json_default))
+        ckpt["metrics"] = json_safe(best)
+        ckpt["history"] = json_safe(history)
         ckpt["split"] = split
         tmp = path.with_suffix(".tmp")
         torch.save(ckpt, tmp)
@@ -401,13 +401,3 @@ def json_safe(obj):
     if isinstance(obj, Path):
         return str(obj)
     return obj
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj)}")

@@ -174,7 +174,10 @@ class Predictor:
         if class_index is None:
             class_index = int(np.argmax(self.predict_input(ci, pre)))
         if self._cam is None:
-            self._cam = GradCAM(nn_module=self.model, target_layers="layer4", postprocessing=lambda x: x)
+            from .models import target_layer_name
+
+            self._cam = GradCAM(nn_module=self.model, target_layers=target_layer_name(self.config.model),
+                                postprocessing=lambda x: x)
         if self.config.is_3d:
             x = self._tensor(ci.array[None])
             cam = self._cam(x, class_idx=class_index)[0, 0]  # (D, H, W)
