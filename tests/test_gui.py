@@ -144,3 +144,22 @@ def test_stop_button_keeps_best_checkpoint(window, qtbot, demo_dir):
     assert result.stopped and result.checkpoint is not None and result.checkpoint.is_file()
     assert len(result.history) < 50
     assert panel.train_button.isEnabled() and not panel.stop_button.isEnabled()
+
+
+def test_no_path_offers_the_demo(qtbot, tmp_path, monkeypatch):
+    from PySide6 import QtCore, QtWidgets
+
+    import mriviewer.cli
+    from mriviewer.ui.app import create_window
+
+    monkeypatch.setattr(mriviewer.cli, "default_demo_dir", lambda: tmp_path / "demo")
+    win = create_window()
+    qtbot.addWidget(win)
+    win.show()
+    button = win.findChild(QtWidgets.QPushButton, "openDemoButton")
+    assert button is not None and button.isVisible()
+    with qtbot.waitSignal(win.volume_shown, timeout=60000):
+        qtbot.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
+    assert win.dataset.layout == "rsna-miccai" and len(win.dataset.cases) == 32
+    assert not button.isVisible()
+    qtbot.waitUntil(lambda: not win.workers.busy, timeout=60000)
