@@ -137,10 +137,40 @@ def _read(path: Path) -> pydicom.Dataset:
         raise LoadError(path, f"cannot read DICOM ({type(exc).__name__}: {exc})") from exc
 
 
+_UNCOMPRESSED_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+
+
+def _fast_pixels(ds: pydicom.Dataset) -> np.ndarray | None:
+    """Single-frame, single-sample, uncompressed little-endian pixels straight from the byte
+    buffer — the common MR case — or ``None`` to use pydicom's pixel handlers. Signed data with
+    unused high bits (which need sign extension) go to pydicom."""
+    try:
+        if str(ds.file_meta.TransferSyntaxUID) not in _UNCOMPRESSED_LE:
+            return None
+        bits, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+        signed = int(ds.PixelRepresentation) == 1
+        if int(ds.get("SamplesPerPixel", 1)) != 1 or int(ds.get("NumberOfFrames", 1) or 1) != 1:
+            return None
+        if bits not in (8, 16) or (signed and stored != bits):
+            return None
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        buf = ds.PixelData
+        dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+        if len(buf) < rows * cols * dtype.itemsize:
+            return None  # truncated: let pydicom say so
+        return np.frombuffer(buf, dtype=dtype, count=rows * cols).reshape(rows, cols)
+    except _HEADER_ERRORS:
+        return None
+
+
 def _raw_pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
-    """Stored pixel values (no rescale), as decoded by pydicom's pixel handlers."""
+    """Stored pixel values (no rescale): :func:`_fast_pixels`, else pydicom's pixel handlers
+    (compressed syntaxes through pylibjpeg)."""
     if "PixelData" not in ds:
         raise LoadError(path, "DICOM file has no pixel data")
+    fast = _fast_pixels(ds)
+    if fast is not None:
+        return fast
     try:
         return ds.pixel_array
     except Exception as exc:
