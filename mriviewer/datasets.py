@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .dicom import is_dicom_file, list_dicom_files
+from .dicom import has_dicom_file, is_dicom_file
 from .errors import DatasetError
 from .io import IMAGE_SUFFIXES, is_nifti
 from .volume import MODALITIES
@@ -328,7 +328,7 @@ def _rsna_case(case_dir: Path) -> Case:
         if not series.is_dir():
             continue
         try:
-            has_dicom = bool(list_dicom_files(series))
+            has_dicom = has_dicom_file(series)
         except OSError as exc:
             case.errors.append(f"{series}: cannot list folder ({exc})")
             continue
@@ -341,9 +341,11 @@ def _rsna_case(case_dir: Path) -> Case:
     return case
 
 
-def _rsna(case_root: Path, label_dirs: list[Path]) -> Dataset:
+def _rsna(case_root: Path, label_dirs: list[Path], case_dirs: list[Path] | None = None) -> Dataset:
     ds = Dataset(case_root, "rsna-miccai")
-    ds.cases = [_rsna_case(d) for d in sorted(case_root.iterdir()) if d.is_dir()]
+    if case_dirs is None:
+        case_dirs = [d for d in sorted(case_root.iterdir()) if d.is_dir()]
+    ds.cases = [_rsna_case(d) for d in case_dirs]
     csv_path = _find_csv(label_dirs, required=("BraTS21ID", "MGMT_value"))
     if csv_path is not None:
         ds.class_names = ["MGMT unmethylated", "MGMT methylated"]
@@ -379,8 +381,7 @@ def _rsna(case_root: Path, label_dirs: list[Path]) -> Dataset:
 
 
 def _rsna_single_case(case_dir: Path) -> Dataset:
-    ds = _rsna(case_dir.parent, label_dirs=[case_dir.parent, case_dir.parent.parent])
-    ds.cases = [c for c in ds.cases if c.case_id == case_dir.name]
+    ds = _rsna(case_dir.parent, label_dirs=[case_dir.parent, case_dir.parent.parent], case_dirs=[case_dir])
     ds.root = case_dir
     return ds
 
@@ -435,10 +436,8 @@ def _dicom_series_case(folder: Path) -> Dataset:
     ds.warnings.extend(problems)
     if not series:
         raise DatasetError(f"{folder}: no readable DICOM series" + (f" ({problems[0]})" if problems else ""))
-    n_files = len(list_dicom_files(folder))
-
     def source(info, modality):
-        if len(series) == 1 and len(info.files) == n_files:
+        if len(series) == 1 and not problems:  # the one series holds every DICOM file
             return ModalitySource(modality, folder, "dicom")
         return ModalitySource(modality, info.files[0] if len(info.files) == 1 else folder, "dicom",
                               tuple(info.files))

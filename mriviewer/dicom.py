@@ -26,7 +26,8 @@ from .volume import Volume
 
 log = logging.getLogger(__name__)
 
-__all__ = ["read_dicom_series", "is_dicom_file", "list_dicom_files", "scan_series", "SeriesInfo", "LPS_TO_RAS"]
+__all__ = ["read_dicom_series", "is_dicom_file", "list_dicom_files", "has_dicom_file", "scan_series",
+           "SeriesInfo", "LPS_TO_RAS"]
 
 #: Flip between LPS (DICOM) and RAS (NIfTI) patient coordinates.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -52,6 +53,11 @@ def list_dicom_files(folder: Path) -> list[Path]:
     Non-DICOM files (``.nfo``, ``.txt``, thumbnails) are skipped by checking the preamble.
     """
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_dicom_file(p))
+
+
+def has_dicom_file(folder: Path) -> bool:
+    """True when ``folder`` holds at least one DICOM file (stops at the first one found)."""
+    return any(p.is_file() and is_dicom_file(p) for p in Path(folder).iterdir())
 
 
 @dataclass
@@ -85,16 +91,19 @@ def scan_series(folder: Path) -> tuple[list[SeriesInfo], list[str]]:
 
     Returns:
         ``(series, problems)``: series in file-name order of their first file, and messages
-        naming files whose header could not be read.
+        naming DICOM files whose header could not be read (so when ``problems`` is empty the
+        series hold every DICOM file of the folder).
     """
-    groups: dict[tuple, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
+    groups: dict[tuple, list[tuple[Path, dict]]] = defaultdict(list)
     problems: list[str] = []
     singles: list[SeriesInfo] = []
-    for path in list_dicom_files(folder):
-        try:
+    for path in sorted(p for p in Path(folder).iterdir() if p.is_file()):
+        try:  # one open per file: a file without the DICOM preamble is skipped silently
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 hdr = pydicom.dcmread(path, stop_before_pixels=True)
+        except InvalidDicomError:
+            continue
         except Exception as exc:
             problems.append(f"{path}: cannot read DICOM header ({type(exc).__name__}: {exc})")
             continue
