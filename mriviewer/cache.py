@@ -30,7 +30,6 @@ import numpy as np
 
 from .datasets import ModalitySource
 from .errors import MriViewerError
-from .io import load_volume
 from .volume import Volume
 
 log = logging.getLogger(__name__)
@@ -144,7 +143,7 @@ def _decode_to_disk(source: ModalitySource, key: tuple, disk_root: str) -> str |
     """Worker-process job: decode ``source`` into the disk cache. Returns an error message or
     ``None``."""
     try:
-        vol = load_volume(list(source.files) if source.files else source.path, source.modality, source.volume_index)
+        vol = source.load()
     except MriViewerError as exc:
         return str(exc)
     DiskCache(disk_root).save(key, vol)
@@ -191,7 +190,7 @@ class VolumeCache:
                     self.disk_hits += 1
                     self._remember(key, vol)
                     return vol
-        vol = load_volume(list(source.files) if source.files else source.path, source.modality, source.volume_index)
+        vol = source.load()
         self.misses += 1
         if key is not None:
             if self.disk is not None:

@@ -85,6 +85,17 @@ class ModalitySource:
     files: tuple[Path, ...] = ()
     volume_index: int = 0  # which volume of a 4D NIfTI
 
+    def load(self):
+        """Decode this source (no caching): :func:`mriviewer.io.load_volume` on its files or
+        path, with its modality name and 4D volume index.
+
+        Raises:
+            LoadError: the source cannot be read; the message names the file.
+        """
+        from .io import load_volume
+
+        return load_volume(list(self.files) if self.files else self.path, self.modality, self.volume_index)
+
 
 @dataclass
 class Case:

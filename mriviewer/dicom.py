@@ -26,7 +26,7 @@ from .volume import Volume
 
 log = logging.getLogger(__name__)
 
-__all__ = ["read_dicom_series", "is_dicom_file", "list_dicom_files", "has_dicom_file", "scan_series",
+__all__ = ["read_dicom_series", "is_dicom_file", "has_dicom_file", "scan_series",
            "SeriesInfo", "LPS_TO_RAS"]
 
 #: Flip between LPS (DICOM) and RAS (NIfTI) patient coordinates.
@@ -45,14 +45,6 @@ def is_dicom_file(path: Path) -> bool:
             return fh.read(4) == b"DICM"
     except OSError:
         return False
-
-
-def list_dicom_files(folder: Path) -> list[Path]:
-    """The DICOM files directly inside ``folder`` (not recursive), sorted by name.
-
-    Non-DICOM files (``.nfo``, ``.txt``, thumbnails) are skipped by checking the preamble.
-    """
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_dicom_file(p))
 
 
 def has_dicom_file(folder: Path) -> bool:

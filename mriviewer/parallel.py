@@ -65,10 +65,8 @@ def _decode_shared(source: ModalitySource) -> dict:
     """Worker job: decode ``source``; voxels go into a new shared-memory block."""
     from multiprocessing import resource_tracker
 
-    from .io import load_volume
-
     try:
-        vol = load_volume(list(source.files) if source.files else source.path, source.modality, source.volume_index)
+        vol = source.load()
     except MriViewerError as exc:
         return {"error": str(exc)}
     data = vol.data
@@ -104,14 +102,12 @@ def decode_many(sources: Sequence[ModalitySource], processes: int | None = None)
 
     Falls back to decoding in this process when only one process is asked for.
     """
-    from .io import load_volume
-
     n = processes or default_processes()
     if n < 2 or len(sources) < 2:
         out: list[Volume | MriViewerError] = []
         for s in sources:
             try:
-                out.append(load_volume(list(s.files) if s.files else s.path, s.modality, s.volume_index))
+                out.append(s.load())
             except MriViewerError as exc:
                 out.append(exc)
         return out
