@@ -146,13 +146,18 @@ class Preprocessor:
         lo, hi = lo + span * 0.25, hi - span * 0.25
         return np.unique(np.round(np.linspace(lo, hi, n)).astype(int))
 
-    def training_samples(self, case: Case) -> tuple[np.ndarray, CaseInput]:
-        """Network samples of a case: 2D → ``(S, C, H, W)`` slices; 3D → ``(1, C, D, H, W)``."""
-        ci = self.case_input(case)
+    def samples(self, ci: CaseInput) -> np.ndarray:
+        """The network samples of a preprocessed case — the same for training and prediction:
+        2D → ``(S, C, H, W)`` slices (:meth:`slice_indices`); 3D → ``(1, C, D, H, W)``."""
         if self.config.is_3d:
-            return ci.array[None], ci
+            return ci.array[None]
         idx = self.slice_indices(ci.array)
-        return np.ascontiguousarray(ci.array[:, idx].transpose(1, 0, 2, 3)), ci
+        return np.ascontiguousarray(ci.array[:, idx].transpose(1, 0, 2, 3))
+
+    def training_samples(self, case: Case) -> tuple[np.ndarray, CaseInput]:
+        """:meth:`samples` of ``case`` and its :class:`CaseInput`."""
+        ci = self.case_input(case)
+        return self.samples(ci), ci
 
 
 def patient_split(

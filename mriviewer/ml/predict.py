@@ -138,13 +138,8 @@ class Predictor:
         """Class probabilities ``(K,)`` for a preprocessed case (mean over slices for 2D)."""
         import torch
 
-        if self.config.is_3d:
-            samples = ci.array[None]
-        else:
-            idx = pre.slice_indices(ci.array)
-            samples = ci.array[:, idx].transpose(1, 0, 2, 3)
         with torch.no_grad():
-            logits = self.model(self._tensor(samples)).float()
+            logits = self.model(self._tensor(pre.samples(ci))).float()
             probs = torch.softmax(logits, dim=1).mean(dim=0).cpu().numpy()
         return probs
 
