@@ -622,9 +622,18 @@ class MainWindow(QtWidgets.QMainWindow):
         vol = self.state.volume
         if res is None or vol is None or self.state.case_id != case_id:
             return
-        cam = resample_to_grid(res.cam, res.reference.affine, vol.shape, vol.affine, order=1)
-        self.state.set_overlay(np.ascontiguousarray(cam, dtype=np.float32))
-        self._update_readout()
+
+        def show(cam):
+            if self.state.volume is vol:  # still the volume it was resampled for
+                self.state.set_overlay(np.ascontiguousarray(cam, dtype=np.float32))
+                self._update_readout()
+
+        same_grid = res.cam.shape == vol.shape and np.allclose(res.reference.affine, vol.affine, atol=1e-4)
+        if same_grid:
+            show(res.cam)
+        else:  # resampling a large grid takes seconds: not on the GUI thread
+            self.workers.start(resample_to_grid, res.cam, res.reference.affine, vol.shape, vol.affine,
+                               order=1, on_return=show, on_error=self._error_from("Grad-CAM overlay"))
 
     # ------------------------------------------------------------------ export
     def export_report(self, path: str | Path) -> Path | None:
