@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 __all__ = ["VolumeCache", "DiskCache", "source_key", "default_cache", "default_cache_dir", "CACHE_FORMAT"]
 
 #: Version of what the readers return; part of every key.
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 
 
 def source_key(source: ModalitySource) -> tuple:

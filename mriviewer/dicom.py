@@ -187,15 +187,6 @@ def _rescale(ds: pydicom.Dataset) -> tuple[float, float]:
     return slope, intercept
 
 
-def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
-    """Pixel values with RescaleSlope/Intercept applied, float32."""
-    arr = _raw_pixels(ds, path).astype(np.float32)
-    slope, intercept = _rescale(ds)
-    if slope != 1.0 or intercept != 0.0:
-        arr = arr * np.float32(slope) + np.float32(intercept)
-    return arr
-
-
 _HEADER_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, NotImplementedError, OverflowError)
 
 
@@ -463,9 +454,10 @@ def _series_meta(ds: pydicom.Dataset) -> dict:
 
 
 def _read_multiframe(path: Path, ds: pydicom.Dataset, modality: str) -> Volume:
-    """Enhanced (multi-frame) MR image: per-frame geometry from the functional groups
-    (PS3.3 C.7.6.16: PlanePositionSequence, PlaneOrientationSequence, PixelMeasuresSequence)."""
-    frames = _pixels(ds, path)  # (frames, rows, cols)
+    """Enhanced (multi-frame) MR image: per-frame geometry and rescale from the functional
+    groups (PS3.3 C.7.6.16: PlanePositionSequence, PlaneOrientationSequence,
+    PixelMeasuresSequence, PixelValueTransformationSequence), per frame before shared."""
+    frames = _raw_pixels(ds, path)  # (frames, rows, cols)
     if frames.ndim == 2:
         frames = frames[None]
     shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
@@ -505,7 +497,17 @@ def _read_multiframe(path: Path, ds: pydicom.Dataset, modality: str) -> Volume:
                "e.g. magnitude and phase); showing the first frame at each position")
         meta["warnings"] = [msg]
         log.warning("%s", msg)
-    data = np.stack([frames[e[2]].T for e in unique], axis=-1).astype(np.float32)
+    top_slope, top_inter = _rescale(ds)
+
+    def rescaled(f: int) -> np.ndarray:
+        fg = per_frame[f]
+        slope = group_attr(fg, "PixelValueTransformationSequence", "RescaleSlope")
+        inter = group_attr(fg, "PixelValueTransformationSequence", "RescaleIntercept")
+        slope = top_slope if slope in (None, "") else float(slope)
+        inter = top_inter if inter in (None, "") else float(inter)
+        return frames[f].astype(np.float32) * np.float32(slope) + np.float32(inter)
+
+    data = np.stack([rescaled(e[2]).T for e in unique], axis=-1)
     ipp0 = unique[0][1]
     if len(unique) > 1:
         step = (unique[-1][1] - ipp0) / (len(unique) - 1)

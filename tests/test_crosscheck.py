@@ -87,3 +87,19 @@ def test_nine_transfer_syntaxes_decode_identically():
     for a in arrays[1:]:
         np.testing.assert_array_equal(a, arrays[0])
     assert arrays[0].std() > 0
+
+
+def test_enhanced_mr_applies_per_frame_rescale():
+    """The Philips field map stores RescaleSlope/Intercept per frame in
+    PixelValueTransformationSequence (1.28/0 for the first frames): the voxels are the stored
+    values times that slope plus intercept."""
+    import pydicom
+
+    path = real_data("dicom-enhanced-mr/Philips/IM_0027_fMAP.dcm")
+    ds = pydicom.dcmread(path)
+    vol = load_volume(path)
+    pvt = ds.PerFrameFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
+    slope, inter = float(pvt.RescaleSlope), float(pvt.RescaleIntercept)
+    assert slope != 1.0
+    first = ds.pixel_array[0].T.astype(np.float32) * slope + inter  # frame 1 is at the first position
+    np.testing.assert_allclose(vol.data[:, :, 0], first, rtol=1e-6)
