@@ -163,9 +163,42 @@ class VolumeCache:
         self.disk = disk
         self._items: OrderedDict[tuple, Volume] = OrderedDict()
         self._lock = threading.Lock()
+        self._bytes = 0
         self.hits = 0
         self.disk_hits = 0
         self.misses = 0
+
+    def _key(self, source: ModalitySource) -> tuple | None:
+        try:
+            return source_key(source)
+        except OSError:  # cannot stat: decode uncached, and let the reader say what is wrong
+            return None
+
+    def _cached(self, key: tuple | None) -> Volume | None:
+        """The volume for ``key`` from memory, else from disk (then kept in memory)."""
+        if key is None:
+            return None
+        with self._lock:
+            vol = self._items.get(key)
+            if vol is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return vol
+        if self.disk is not None:
+            vol = self.disk.load(key)
+            if vol is not None:
+                self.disk_hits += 1
+                self._remember(key, vol)
+                return vol
+        return None
+
+    def _store(self, key: tuple | None, vol: Volume) -> None:
+        """A freshly decoded volume: count the miss, write it to disk, keep it in memory."""
+        self.misses += 1
+        if key is not None:
+            if self.disk is not None:
+                self.disk.save(key, vol)
+            self._remember(key, vol)
 
     def get(self, source: ModalitySource) -> Volume:
         """The decoded volume of ``source`` (memory, then disk, then decoded).
@@ -173,74 +206,37 @@ class VolumeCache:
         Raises:
             LoadError: the source cannot be read (see :func:`mriviewer.io.load_volume`).
         """
-        try:
-            key = source_key(source)
-        except OSError:
-            key = None
-        if key is not None:
-            with self._lock:
-                vol = self._items.get(key)
-                if vol is not None:
-                    self._items.move_to_end(key)
-                    self.hits += 1
-                    return vol
-            if self.disk is not None:
-                vol = self.disk.load(key)
-                if vol is not None:
-                    self.disk_hits += 1
-                    self._remember(key, vol)
-                    return vol
-        vol = source.load()
-        self.misses += 1
-        if key is not None:
-            if self.disk is not None:
-                self.disk.save(key, vol)
-            self._remember(key, vol)
+        key = self._key(source)
+        vol = self._cached(key)
+        if vol is None:
+            vol = source.load()
+            self._store(key, vol)
         return vol
 
     def _remember(self, key: tuple, vol: Volume) -> None:
         with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.data.nbytes
             self._items[key] = vol
-            total = sum(v.data.nbytes for v in self._items.values())
-            while total > self.max_bytes and len(self._items) > 1:
-                _, old = self._items.popitem(last=False)
-                total -= old.data.nbytes
+            self._bytes += vol.data.nbytes
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= dropped.data.nbytes
 
     def get_many(self, sources: list[ModalitySource], processes: int | None = None) -> list[Volume | MriViewerError]:
         """Like :meth:`get` for several sources, decoding the uncached ones in parallel worker
         processes (:func:`mriviewer.parallel.decode_many`). Returns volumes or errors, in order."""
         from .parallel import decode_many
 
-        out: list = [None] * len(sources)
-        todo, keys = [], {}
-        for n, src in enumerate(sources):
-            try:
-                key = source_key(src)
-            except OSError:
-                key = None
-            keys[n] = key
-            vol = None
-            if key is not None:
-                with self._lock:
-                    vol = self._items.get(key)
-                if vol is None and self.disk is not None:
-                    vol = self.disk.load(key)
-                    if vol is not None:
-                        self.disk_hits += 1
-                        self._remember(key, vol)
-                elif vol is not None:
-                    self.hits += 1
-            if vol is None:
-                todo.append(n)
-            out[n] = vol
+        keys = [self._key(src) for src in sources]
+        out: list = [self._cached(key) for key in keys]
+        todo = [n for n, vol in enumerate(out) if vol is None]
         decoded = decode_many([sources[n] for n in todo], processes)
         for n, vol in zip(todo, decoded, strict=True):
             out[n] = vol
-            if isinstance(vol, Volume) and keys[n] is not None:
-                self.misses += 1
-                if self.disk is not None:
-                    self.disk.save(keys[n], vol)
-                self._remember(keys[n], vol)
+            if isinstance(vol, Volume):
+                self._store(keys[n], vol)
         return out
 
     def prefetch(self, sources: Iterable[ModalitySource], processes: int | None = None) -> list[str]:
@@ -289,6 +285,7 @@ class VolumeCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._items)
