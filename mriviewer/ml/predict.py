@@ -13,6 +13,7 @@ of the case's first input modality, so the viewer overlays it voxel for voxel. O
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,9 @@ class Predictor:
         self.checkpoint = checkpoint
         self.path = path
         self._cam = None
+        # The GUI predicts all cases in one worker while another computes Grad-CAM: the model
+        # (and MONAI's hooks on it) serve one of them at a time.
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> Predictor:
@@ -138,7 +142,7 @@ class Predictor:
         """Class probabilities ``(K,)`` for a preprocessed case (mean over slices for 2D)."""
         import torch
 
-        with torch.no_grad():
+        with self._lock, torch.no_grad():
             logits = self.model(self._tensor(pre.samples(ci))).float()
             probs = torch.softmax(logits, dim=1).mean(dim=0).cpu().numpy()
         return probs
@@ -160,14 +164,18 @@ class Predictor:
         Returns:
             :class:`GradCamResult` whose ``cam`` has the shape of ``reference.data``.
         """
-        import torch
-        import torch.nn.functional as F
-        from monai.visualize import GradCAM
-
         pre = self.preprocessor(loader)
         ci = pre.case_input(case)
         if class_index is None:
             class_index = int(np.argmax(self.predict_input(ci, pre)))
+        with self._lock:
+            return self._gradcam(ci, class_index)
+
+    def _gradcam(self, ci: CaseInput, class_index: int) -> GradCamResult:
+        import torch
+        import torch.nn.functional as F
+        from monai.visualize import GradCAM
+
         if self._cam is None:
             from .models import target_layer_name
 
@@ -180,7 +188,7 @@ class Predictor:
             # Slices without anatomy (the network never saw such input) get no map: their
             # Grad-CAM is noise that would otherwise set the volume's scale.
             depth = ci.array.shape[1]
-            head = np.flatnonzero(pre.foreground_slices(ci.array))
+            head = np.flatnonzero(Preprocessor.foreground_slices(ci.array))
             if head.size == 0:
                 head = np.arange(depth)
             idx = np.unique(np.round(np.linspace(head[0], head[-1], min(head.size, MAX_CAM_SLICES))).astype(int))
