@@ -76,6 +76,7 @@ class DiskCache:
     def __init__(self, root: str | Path, max_bytes: int = 20 << 30) -> None:
         self.root = Path(root)
         self.max_bytes = max_bytes
+        self._size: int | None = None  # bytes on disk, from one scan plus what we wrote since
 
     @staticmethod
     def digest(key: tuple) -> str:
@@ -99,8 +100,9 @@ class DiskCache:
         return Volume(data, np.array(meta["affine"]), meta["modality"],
                       [Path(p) for p in meta["sources"]], meta.get("meta", {}))
 
-    def save(self, key: tuple, vol: Volume) -> None:
-        """Store ``vol`` (atomic: written under a temporary name, then renamed)."""
+    def save(self, key: tuple, vol: Volume, evict: bool = True) -> None:
+        """Store ``vol`` (atomic: written under a temporary name, then renamed). Worker
+        processes pass ``evict=False`` and leave the budget to the main process."""
         npy, meta_path = self._paths(key)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -115,21 +117,28 @@ class DiskCache:
         except OSError as exc:
             log.warning("disk cache: cannot write %s (%s)", npy, exc)
             return
-        self._evict()
+        if self._size is not None:
+            self._size += vol.data.nbytes
+        if evict and (self._size is None or self._size > self.max_bytes):
+            self.evict()
 
-    def _evict(self) -> None:
+    def evict(self) -> None:
+        """Delete the least recently used entries until the cache fits ``max_bytes``. Scans
+        the folder; :meth:`save` calls it only when the running size estimate is over budget."""
         try:
             entries = [(p.stat().st_mtime, p) for p in self.root.glob("*.json")]
             sizes = {p: p.with_suffix(".npy").stat().st_size for _, p in entries if p.with_suffix(".npy").exists()}
         except OSError:
             return
         total = sum(sizes.values())
+        self._size = total
         for _, meta in sorted(entries):
             if total <= self.max_bytes:
                 break
             total -= sizes.get(meta, 0)
             for p in (meta, meta.with_suffix(".npy")):
                 p.unlink(missing_ok=True)
+        self._size = total
 
 
 def _jsonable(obj):
@@ -146,7 +155,7 @@ def _decode_to_disk(source: ModalitySource, key: tuple, disk_root: str) -> str |
         vol = source.load()
     except MriViewerError as exc:
         return str(exc)
-    DiskCache(disk_root).save(key, vol)
+    DiskCache(disk_root).save(key, vol, evict=False)
     return None
 
 
@@ -281,6 +290,7 @@ class VolumeCache:
         finally:
             for fut in futures:
                 fut.cancel()  # the ones not started yet
+            self.disk.evict()  # the workers wrote without checking the budget
 
     def clear(self) -> None:
         with self._lock:

@@ -272,3 +272,15 @@ def test_gantry_tilt_is_reported_and_kept_in_the_affine(tmp_path, demo_dir):
     for k, f in enumerate(vol.sources):
         ipp = np.array([float(v) for v in pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient])
         np.testing.assert_allclose(vol.voxel_to_world([0, 0, k]), ipp * [-1, -1, 1], atol=1e-2)
+
+
+def test_disk_cache_keeps_to_its_budget(tmp_path):
+    from mriviewer.cache import DiskCache
+    from mriviewer.volume import Volume
+
+    disk = DiskCache(tmp_path / "c", max_bytes=3 * 4000)
+    vols = [Volume(np.full((10, 10, 10), n, np.float32), np.eye(4)) for n in range(5)]  # 4000 B each
+    for n, v in enumerate(vols):
+        disk.save(("k", n), v)
+    assert len(list((tmp_path / "c").glob("*.npy"))) <= 3
+    assert disk.load(("k", 4)) is not None and disk.load(("k", 0)) is None  # oldest went first
