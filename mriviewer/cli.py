@@ -145,19 +145,20 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
         names = list(MODALITIES) if not case.is_2d else []
         names += [m for m in case.modalities if m not in names]
         errors = list(case.errors)
+        present = [m for m in names if m in case.modalities]
+        # A case's series decode together, in parallel worker processes.
+        loaded = default_cache().get_many([case.modalities[m] for m in present]) if read_headers else []
         for m in names:
             src = case.modalities.get(m)
             if src is None:
                 mods[m] = None
-                continue
-            if not read_headers:
+            elif not read_headers:
                 mods[m] = {"path": str(src.path)}
-                continue
-            try:
-                mods[m] = default_cache().get(src).describe()
-            except MriViewerError as exc:
-                mods[m] = {"path": str(src.path), "error": str(exc)}
-                errors.append(str(exc))
+            elif isinstance(vol := loaded[present.index(m)], MriViewerError):
+                mods[m] = {"path": str(src.path), "error": str(vol)}
+                errors.append(str(vol))
+            else:
+                mods[m] = vol.describe()
         label_name = ds.label_name(case)
         cases.append({"case_id": case.case_id, "label": case.label, "label_name": label_name,
                       "modalities": mods, "errors": errors})
