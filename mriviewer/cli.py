@@ -54,28 +54,61 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--no-headers", action="store_true", help="list files only, do not read image headers")
     _add_assign(i)
 
-    t = sub.add_parser("train", help="train a classifier (same engine as the GUI)")
-    t.add_argument("--data", required=True, help="dataset folder")
-    t.add_argument("--model", required=True, help="resnet18-2d or r3d-18")
-    t.add_argument("--epochs", type=int, required=True)
+    ps = sub.add_parser("presets", help="list the papers' pipelines (presets)")
+    ps.add_argument("--json", action="store_true", help="print JSON with every value")
+
+    t = sub.add_parser("train", help="train a classifier (same engine as the GUI; torchrun for several processes)",
+                       description="Train with a preset (the papers' pipelines) or a model. Evaluation: train / "
+                                   "validation (checkpoint choice) / test (reported), split by patient.")
+    t.add_argument("--data", required=True, action="append", metavar="[LABEL=]PATH",
+                   help="dataset folder; repeat as LABEL=PATH to assemble classes from folders "
+                        "(e.g. --data HGG=a --data LGG=b --data healthy=c)")
+    t.add_argument("--preset", help="preset name (see `mriviewer presets`)")
+    t.add_argument("--model", help="network, when no preset is given (or to override the preset's)")
     t.add_argument("--out", required=True, help="output folder for best.pt, config.json, metrics.json")
-    t.add_argument("--modalities", nargs="+", help="input modalities (default: the dataset's first)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    t.add_argument("--image-size", type=int, help="in-plane size in pixels (default 128)")
-    t.add_argument("--depth", type=int, help="slices in the stack for 3D models (default 32)")
-    t.add_argument("--slices-per-case", type=int, help="slices per case for 2D models (default 8)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--modalities", nargs="+", help="input modalities (default: the preset's, else the dataset's first)")
+    t.add_argument("--folds", type=int, help="k-fold cross-validation (test = each fold in turn)")
+    t.add_argument("--split", help="holdout fractions train/validation/test, e.g. 70/15/15")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config value, e.g. --set lr=0.01 --set augment.flip_lr=0.25 (repeatable)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--image-size", type=int, help="in-plane size in pixels")
+    t.add_argument("--depth", type=int, help="slices in the stack for 3D models")
+    t.add_argument("--slices-per-case", type=int, help="slices per case for 2D models")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
-    t.add_argument("--val-fraction", type=float)
-    t.add_argument("--pretrained", default="auto", help="auto (torch hub cache), none, or a weights file")
+    t.add_argument("--pretrained", help="auto (torch hub cache), none, or a weights file")
+    t.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     _add_assign(t)
+
+    ev = sub.add_parser("evaluate", help="test a checkpoint on an external labelled set (same metrics.json)")
+    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--data", required=True, action="append", metavar="[LABEL=]PATH")
+    ev.add_argument("--out", required=True, help="output folder for metrics.json and predictions.csv")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--allow-missing-modality", action="store_true",
+                    help="predict with zeros for a modality the data lacks (otherwise an error)")
+    ev.add_argument("--include-seen", action="store_true",
+                    help="also score cases the model was trained or selected on (flattering; off by default)")
+    _add_assign(ev)
+
+    cc = sub.add_parser("cam-check", help="score Grad-CAM against tumour masks (pointing game, energy in mask)")
+    cc.add_argument("--checkpoint", required=True)
+    cc.add_argument("--data", required=True, action="append", metavar="[LABEL=]PATH")
+    cc.add_argument("--device", default="auto")
+    cc.add_argument("--max-cases", type=int, default=0, help="score at most N cases with a mask (0 = all)")
+    cc.add_argument("--json", action="store_true", help="print per-case scores and the summary as JSON")
+    _add_assign(cc)
 
     pr = sub.add_parser("predict", help="predict every case of a dataset")
     pr.add_argument("--checkpoint", required=True)
     pr.add_argument("--data", required=True)
     pr.add_argument("--out", required=True, help="CSV file")
     pr.add_argument("--device", default="auto")
+    pr.add_argument("--allow-missing-modality", action="store_true",
+                    help="predict with zeros for a modality the data lacks (otherwise an error)")
     _add_assign(pr)
 
     r = sub.add_parser("report", help="write a per-case PDF report with Grad-CAM")
@@ -108,10 +141,20 @@ def _add_assign(parser: argparse.ArgumentParser) -> None:
 
 
 def _discover(path, assign: list[str], volume: int = 1):
-    """discover() plus the user's modality assignments and 4D volume choice (1-based)."""
-    from .datasets import assign_modality, discover
+    """discover() (or assemble() for several / labelled ``--data`` values) plus the user's
+    modality assignments and 4D volume choice (1-based)."""
+    from .datasets import assemble, assign_modality, discover, parse_data_args
 
-    ds = discover(path)
+    if isinstance(path, (list, tuple)):
+        parsed = parse_data_args(list(path))
+        if len(parsed) == 1 and parsed[0][0] is None:
+            ds = discover(parsed[0][1])
+        elif any(label is None for label, _ in parsed):
+            raise MriViewerError("with several --data values, give each a class: --data LABEL=PATH")
+        else:
+            ds = assemble(parsed)
+    else:
+        ds = discover(path)
     if volume < 1:
         raise MriViewerError(f"--volume {volume}: volumes are numbered from 1")
     for case in ds.cases:
@@ -170,7 +213,7 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
 
 
 def _cmd_info(args) -> int:
-    from .ml.engine import json_safe
+    from .fileio import json_safe
 
     info = dataset_info(args.path, read_headers=not args.no_headers, assign=args.assign, volume=args.volume)
     loaded = args.no_headers or any(
@@ -196,44 +239,118 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _train_config(args, ds):
+    """The run's config: the preset (or defaults), then the CLI's flags and ``--set`` values, all
+    recorded as overrides."""
+    from .ml.config import TrainConfig, parse_set_values
+    from .ml.presets import get_preset
+
+    overrides = {}
+    if args.model:
+        overrides["model"] = args.model
+    for name in ("epochs", "seed", "device", "image_size", "depth", "slices_per_case", "batch_size", "lr",
+                 "pretrained", "folds"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    if args.modalities:
+        overrides["modalities"] = args.modalities
+    if args.split:
+        try:
+            parts = [float(v) for v in args.split.replace(",", "/").split("/")]
+        except ValueError:
+            raise MriViewerError(f"--split {args.split!r}: expected three numbers, e.g. 70/15/15") from None
+        total = sum(parts)
+        overrides["split"] = [round(v / total, 6) for v in parts] if total > 0 else parts
+        overrides.setdefault("folds", 0)
+    overrides.update(parse_set_values(args.set))
+    if args.preset:
+        cfg = get_preset(args.preset).config(overrides)
+    else:
+        if not args.model:
+            raise MriViewerError("give --preset NAME (see `mriviewer presets`) or --model NAME")
+        base = TrainConfig(modalities=ds.modalities[:1])
+        if all(c.is_2d for c in ds.cases):
+            base.modalities = ["image"]
+        cfg = base.with_overrides(overrides)
+    if cfg.modalities == ["image"] and not all(c.is_2d for c in ds.cases):
+        cfg = cfg.with_overrides({"modalities": ds.modalities[:1]})
+    return cfg
+
+
+def _cmd_presets(args) -> int:
+    from .ml.presets import list_presets
+
+    presets = list_presets()
+    if args.json:
+        print(json.dumps([p.describe() for p in presets], indent=2))
+        return 0
+    width = max(len(p.name) for p in presets)
+    for p in presets:
+        print(f"{p.name:<{width}}  v{p.version}  {p.task}")
+        print(f"{'':<{width}}       {p.summary}")
+        print(f"{'':<{width}}       paper: {p.paper}")
+    return 0
+
+
 def _cmd_train(args) -> int:
-    from .ml.config import TrainConfig
-    from .ml.engine import EpochEvent, LogEvent, ProgressEvent, Trainer
+    import os
+
+    from .ml.engine import EpochEvent, FoldEvent, LogEvent, ProgressEvent, Trainer
 
     ds = _discover(args.data, args.assign, args.volume)
-    cfg = TrainConfig(model=args.model, epochs=args.epochs, seed=args.seed, device=args.device,
-                      pretrained=args.pretrained, modalities=args.modalities or ds.modalities[:1])
-    for name in ("image_size", "depth", "slices_per_case", "batch_size", "lr", "val_fraction"):
-        if getattr(args, name) is not None:
-            setattr(cfg, name, getattr(args, name))
-    cfg.validate()
-    unknown = [m for m in cfg.modalities if m not in ds.modalities]
-    if unknown:
-        raise MriViewerError(f"{args.data}: modality {', '.join(unknown)} not found (present: {', '.join(ds.modalities)})")
-    print(f"mriviewer {__version__} — {RESEARCH_ONLY}", file=sys.stderr)
-    trainer = Trainer(cfg, ds, args.out)
+    cfg = _train_config(args, ds)
+    unknown = [m for m in cfg.modalities if m not in ds.modalities
+               and not any(f in ds.modalities for f in cfg.modality_fallback.get(m, []))]
+    if unknown and not (cfg.modalities == ["image"] and all(c.is_2d for c in ds.cases)):
+        raise MriViewerError(f"{', '.join(map(str, args.data))}: modality {', '.join(unknown)} not found "
+                             f"(present: {', '.join(ds.modalities)}); choose with --modalities")
+    out = Path(args.out)
+    main_rank = int(os.environ.get("RANK", "0") or 0) == 0
+    if main_rank and (out / "best.pt").exists() and not args.overwrite:
+        raise MriViewerError(f"{out}: holds an earlier run (best.pt); choose another --out or add --overwrite")
+
+    def err(*a):
+        if main_rank:
+            print(*a, file=sys.stderr, flush=True)
+
+    err(f"mriviewer {__version__} — {RESEARCH_ONLY}")
+    if cfg.preset:
+        err(f"Preset {cfg.preset} v{cfg.preset_version}" + (f", overrides: {json.dumps(cfg.overrides)}" if cfg.overrides else ""))
+    trainer = Trainer(cfg, ds, out)
     gen = trainer.run()
     try:
         while True:
             ev = next(gen)
             if isinstance(ev, LogEvent):
-                print(ev.message, file=sys.stderr)
+                err(("warning: " if ev.level == "warning" else "") + ev.message)
             elif isinstance(ev, ProgressEvent) and ev.stage == "prepare" and ev.step == ev.total:
-                print(f"Prepared {ev.total} cases.", file=sys.stderr)
+                err(f"Prepared {ev.total} cases.")
             elif isinstance(ev, EpochEvent):
                 r = ev.record
-                print(f"epoch {r['epoch']:3d}  train_loss {r['train_loss']:.4f}  val_loss {r['val_loss']:.4f}  "
-                      f"val_auc {_f(r['val_auc'])}  val_acc {_f(r['val_accuracy'])}  {r['seconds']:.1f}s"
-                      + ("  *best" if r["is_best"] else ""), file=sys.stderr)
+                err(f"{r['fold']:>8} epoch {r['epoch']:3d}  train_loss {r['train_loss']:.4f}  val_loss {r['val_loss']:.4f}  "
+                    f"val_auc {_f(r['val_auc'])}  val_acc {_f(r['val_accuracy'])}  lr {r['lr']:.2g}  {r['seconds']:.1f}s"
+                    + ("  *best" if r["is_best"] else ""))
+            elif isinstance(ev, FoldEvent):
+                err(f"{ev.name} done ({ev.index}/{ev.total}).")
     except StopIteration as done:
         result = done.value
     except KeyboardInterrupt:
         trainer.stop()
-        print("Interrupted; the best checkpoint so far is kept.", file=sys.stderr)
+        err("Interrupted; the best checkpoint so far is kept.")
         return 130
-    print(json.dumps({"checkpoint": str(result.checkpoint) if result.checkpoint else None,
-                      "best_epoch": result.best.get("epoch"), "val_auc": _f(result.best.get("val_auc")),
-                      "val_auc_ci95": [_f(v) for v in result.best.get("val_auc_ci95", [])]}))
+    if main_rank and "per_modality" in result.metrics:
+        print(json.dumps({"checkpoint": str(result.checkpoint) if result.checkpoint else None,
+                          "chosen_on_validation": result.metrics["chosen_on_validation"],
+                          "per_modality": {m: {"test_auc": _f((r["test"] or {}).get("auc")),
+                                               "test_auc_ci": [_f(v) for v in (r["test"] or {}).get("auc_ci") or []],
+                                               "test_cases": (r["test"] or {}).get("n_cases")}
+                                           for m, r in result.metrics["per_modality"].items()}}))
+    elif main_rank:
+        test = result.metrics.get("test") or {}
+        print(json.dumps({"checkpoint": str(result.checkpoint) if result.checkpoint else None,
+                          "test_auc": _f(test.get("auc")), "test_auc_ci": [_f(v) for v in test.get("auc_ci") or []],
+                          "test_accuracy": _f(test.get("accuracy")), "test_cases": test.get("n_cases"),
+                          "warnings": len(result.metrics.get("warnings", []))}))
     return 0
 
 
@@ -241,23 +358,146 @@ def _f(v):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 4)
 
 
-def _cmd_predict(args) -> int:
+def _predict_all(predictor, ds, allow_missing: bool):
+    """Predictions of every case of ``ds`` that has the model's modalities (others reported)."""
     from .cache import default_cache
-    from .ml.predict import Predictor
-    from .report import write_predictions_csv
 
-    predictor = Predictor.load(args.checkpoint, args.device)
-    ds = _discover(args.data, args.assign, args.volume)
+    missing = predictor.check_modalities(ds.modalities, allow_missing)
+    if missing:
+        print(f"warning: predicting with zeros for {', '.join(missing)} (--allow-missing-modality)", file=sys.stderr)
     preds = []
     for case in ds.cases:
         try:
             preds.append(predictor.predict(case, default_cache().get))
         except MriViewerError as exc:
             print(f"case {case.case_id} skipped: {exc}", file=sys.stderr)
+    return preds
+
+
+def _cmd_predict(args) -> int:
+    from .ml.predict import Predictor
+    from .report import write_predictions_csv
+
+    predictor = Predictor.load(args.checkpoint, args.device)
+    ds = _discover(args.data, args.assign, args.volume)
+    preds = _predict_all(predictor, ds, args.allow_missing_modality)
     if not preds:
         raise MriViewerError(f"{args.data}: no case could be predicted")
-    write_predictions_csv(preds, predictor.class_names, args.out, ds)
-    print(f"{len(preds)} predictions written to {args.out}", file=sys.stderr)
+    write_predictions_csv(preds, predictor.class_names, args.out, ds, role=predictor.role_of)
+    roles = {}
+    for p in preds:
+        r = predictor.role_of(p.case_id)
+        roles[r] = roles.get(r, 0) + 1
+    print(f"{len(preds)} predictions written to {args.out} (split: "
+          + ", ".join(f"{k} {v}" for k, v in roles.items()) + ")", file=sys.stderr)
+    if roles.get("train") or roles.get("validation"):
+        print("note: cases marked train/validation were used to fit or choose this model; "
+              "only test and external rows measure it", file=sys.stderr)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    """Metrics of a checkpoint on a labelled set, as ``metrics.json``'s ``"test"``: classes are
+    matched by name; cases the model was trained or selected on are left out unless asked."""
+    import numpy as np
+
+    from .fileio import write_json
+    from .ml.metrics import classification_metrics, format_metrics
+    from .ml.predict import Predictor
+    from .report import write_predictions_csv
+
+    predictor = Predictor.load(args.checkpoint, args.device)
+    ds = _discover(args.data, args.assign, args.volume)
+    if ds.task == "none":
+        raise MriViewerError(f"{args.data}: no labels found; evaluate needs a labelled set")
+    names = predictor.class_names
+    unknown = [n for n in ds.class_names if n not in names]
+    labelled = [c for c in ds.labelled()]
+    warnings = []
+    if unknown:
+        skipped = [c for c in labelled if ds.class_names[c.label] in unknown]
+        labelled = [c for c in labelled if ds.class_names[c.label] not in unknown]
+        warnings.append(f"classes not known to the model, {len(skipped)} case(s) left out: {', '.join(unknown)}")
+    seen = [c for c in labelled if predictor.role_of(c.case_id) in ("train", "validation")]
+    if seen and not args.include_seen:
+        labelled = [c for c in labelled if c not in seen]
+        warnings.append(f"{len(seen)} case(s) the model was trained or selected on were left out")
+    elif seen:
+        warnings.append(f"{len(seen)} case(s) the model was trained or selected on are included: the figures flatter it")
+    sub = type(ds)(ds.root, ds.layout, labelled, ds.class_names, ds.label_source, ds.warnings, ds.patient_ids)
+    preds = _predict_all(predictor, sub, args.allow_missing_modality)
+    if not preds:
+        raise MriViewerError(f"{args.data}: no labelled case could be predicted")
+    labels = np.array([names.index(ds.class_names[p.label]) for p in preds])
+    probs = np.stack([p.probs for p in preds])
+    m = classification_metrics(labels, probs, names)
+    m["warnings"] = warnings + m["warnings"]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "metrics.json", {"test": m, "external": True, "checkpoint": str(args.checkpoint),
+                                      "data": [str(d) for d in args.data], "warnings": m["warnings"]})
+    write_predictions_csv(preds, names, out / "predictions.csv", ds, role=predictor.role_of)
+    print(format_metrics(m, title="External test"), file=sys.stderr)
+    print(json.dumps({"metrics": str(out / "metrics.json"), "auc": _f(m.get("auc")), "n_cases": m["n_cases"]}))
+    return 0
+
+
+def _cmd_cam_check(args) -> int:
+    """Grad-CAM against tumour masks; last line ``pointing_game=H baseline=B energy_in_mask=E``."""
+    import numpy as np
+
+    from .cache import default_cache
+    from .datasets import ModalitySource
+    from .fileio import json_safe
+    from .ml.camcheck import score_case, summarise
+    from .ml.predict import Predictor, head_mask
+    from .resample import resample_volume
+
+    predictor = Predictor.load(args.checkpoint, args.device)
+    ds = _discover(args.data, args.assign, args.volume)
+    cases = [c for c in ds.cases if c.segmentation is not None]
+    if not cases:
+        raise MriViewerError(f"{args.data}: no case has a tumour mask (BraTS seg / GT_W)")
+    if args.max_cases:
+        cases = cases[:args.max_cases]
+    predictor.check_modalities(ds.modalities)
+    cache = default_cache()
+    rows = []
+    for case in cases:
+        try:
+            # Explain the case's true class when known (the tumour class for grading), else the prediction.
+            known = case.label is not None and ds.label_name(case) in predictor.class_names
+            g = predictor.gradcam(case, cache.get, predictor.class_names.index(ds.label_name(case)) if known else None)
+            seg = cache.get(ModalitySource("SEG", case.segmentation, "nifti"))
+            ref = g.reference
+            mask = resample_volume(seg, ref.shape, ref.affine, nearest=True).data > 0.5
+            if not mask.any():
+                print(f"case {case.case_id}: empty mask, skipped", file=sys.stderr)
+                continue
+            brain = head_mask(ref.data) > 0
+            s = score_case(g.cam, mask, brain)
+        except (MriViewerError, ValueError) as exc:
+            print(f"case {case.case_id} skipped: {exc}", file=sys.stderr)
+            continue
+        s["case_id"] = case.case_id
+        s["role"] = predictor.role_of(case.case_id)
+        rows.append(s)
+        print(f"{case.case_id:<30} {s['role']:<10} hit {s['hit'] if s['hit'] is None else round(s['hit'], 2)}  "
+              f"energy_in_mask {s['energy_in_mask']:.3f}  chance {s['baseline_hit']:.3f}", file=sys.stderr)
+    if not rows:
+        raise MriViewerError("no case could be scored")
+    summary = summarise(rows)
+    if args.json:
+        print(json.dumps(json_safe({"cases": rows, "summary": summary}), indent=2))
+    lo, hi = summary["pointing_game_ci"]
+    verdict = "beats" if summary["beats_chance"] else "does not beat"
+    print(f"{summary['n_cases']} cases: pointing game {summary['pointing_game']:.2f} (95% CI {lo:.2f}–{hi:.2f}) vs "
+          f"chance {summary['baseline']:.3f}; energy in mask {summary['energy_in_mask']:.3f} vs uniform "
+          f"{summary['baseline_energy']:.3f} — the map {verdict} chance.", file=sys.stderr)
+    if any(r["role"] in ("train", "validation") for r in rows):
+        print("note: some scored cases were used to train or choose the model", file=sys.stderr)
+    print(f"pointing_game={summary['pointing_game']:.3f} baseline={summary['baseline']:.3f} "
+          f"energy_in_mask={np.nan_to_num(summary['energy_in_mask']):.3f}")
     return 0
 
 
@@ -329,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["view", *(argv or [])])
     handlers = {"view": _cmd_view, "info": _cmd_info, "train": _cmd_train, "predict": _cmd_predict,
-                "report": _cmd_report, "convert": _cmd_convert, "demo": _cmd_demo}
+                "report": _cmd_report, "convert": _cmd_convert, "demo": _cmd_demo, "presets": _cmd_presets,
+                "evaluate": _cmd_evaluate, "cam-check": _cmd_cam_check}
     try:
         return handlers[args.command](args)
     except MriViewerError as exc:

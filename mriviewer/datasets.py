@@ -8,10 +8,13 @@ Supported layouts (:func:`discover` picks one by looking at the folder):
 * **BraTS NIfTI** — one folder per case with files named as in BraTS 2018 (``FLAIR.nii.gz``,
   ``T1.nii.gz``, ``GT_W.nii.gz``), 2019 (``<id>_{flair,t1,t1ce|t1post,t2,seg}.nii.gz``) or 2023
   (``<id>-{t2f,t1n,t1c,t2w,seg}.nii.gz``); an optional CSV with a case-id column and a label
-  column.
+  column. A folder with BraTS 2018/2019 ``HGG/`` and ``LGG/`` sub-folders of such cases is one
+  dataset labelled by the sub-folder (classes ``HGG``, ``LGG``; case ids ``HGG/<case>``).
 * **2D image folder** — ``<root>/<class name>/*.{jpg,jpeg,png}``; each image is a case with a
   single slice, its class the folder name.
 * A single DICOM series folder, NIfTI file or image: one case.
+* **Assembled** — several folders, each given a class by the user (``--data HGG=path
+  --data healthy=path``): see :func:`assemble` and :func:`parse_data_args`.
 
 Nothing is decoded here: discovery reads folder listings and the label CSV only, so it is fast
 on large trees. A case that cannot be used is kept with its ``errors``; discovery never fails
@@ -24,6 +27,7 @@ import csv
 import json
 import logging
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +39,7 @@ from .volume import MODALITIES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ModalitySource", "Case", "Dataset", "discover", "modality_from_name", "series_modality", "UNKNOWN_MODALITY", "DATASET_SETTINGS", "assign_modality"]
+__all__ = ["ModalitySource", "Case", "Dataset", "discover", "modality_from_name", "series_modality", "UNKNOWN_MODALITY", "DATASET_SETTINGS", "assign_modality", "parse_data_args", "assemble"]
 
 #: Modality name used for the single channel of a 2D image case.
 IMAGE_MODALITY = "image"
@@ -103,6 +107,8 @@ class Case:
 
     ``label`` is the class index into :attr:`Dataset.class_names`, or ``None`` when unknown.
     ``errors`` holds messages naming files that could not be used; the case stays listed.
+    ``source`` is the folder (as the user gave it) the case came from when the dataset was
+    put together by :func:`assemble`, else ``None``.
     """
 
     case_id: str
@@ -112,6 +118,7 @@ class Case:
     errors: list[str] = field(default_factory=list)
     is_2d: bool = False
     label_name: str | None = None
+    source: str | None = None
 
     def first_modality(self, preferred: tuple[str, ...] = MODALITIES) -> str | None:
         """The first present modality in ``preferred`` order, else any present one."""
@@ -245,6 +252,9 @@ def _discover(root: Path, depth: int = 0) -> Dataset:
     nifti_cases = [d for d in dirs if _case_niftis(d)]
     if nifti_cases:
         return _brats(root, nifti_cases, label_dirs=[root, root.parent])
+    graded = _brats_grade_dirs(dirs)
+    if graded:
+        return _brats_graded(root, graded)
     if _looks_image_folder(root):
         return _image_folder(root)
     if any(is_dicom_file(p) for p in children if p.is_file()):
@@ -415,6 +425,48 @@ def _brats(root: Path, case_dirs: list[Path], label_dirs: list[Path]) -> Dataset
     return ds
 
 
+#: BraTS 2018/2019 training sets keep their cases in one sub-folder per tumour grade.
+_GRADES = ("HGG", "LGG")
+
+
+def _brats_grade_dirs(dirs: list[Path]) -> dict[str, tuple[Path, list[Path]]]:
+    """Grade → (folder, its NIfTI case folders) for sub-folders named ``HGG`` / ``LGG`` (any
+    case) that hold at least one BraTS NIfTI case; empty when there are none."""
+    found: dict[str, tuple[Path, list[Path]]] = {}
+    for grade in _GRADES:
+        for d in dirs:
+            if d.name.upper() != grade or grade in found:
+                continue
+            try:
+                cases = [c for c in sorted(d.iterdir())
+                         if c.is_dir() and not c.name.startswith(".") and _case_niftis(c)]
+            except OSError:
+                continue
+            if cases:
+                found[grade] = (d, cases)
+    return found
+
+
+def _brats_graded(root: Path, graded: dict[str, tuple[Path, list[Path]]]) -> Dataset:
+    """BraTS 2018/2019 ``HGG/`` and ``LGG/`` folders: the sub-folder is the label (a label CSV
+    is not looked for; the grade folders are the labels)."""
+    ds = Dataset(root, "brats-nifti")
+    ds.class_names = [g for g in _GRADES if g in graded]
+    for idx, grade in enumerate(ds.class_names):
+        folder, case_dirs = graded[grade]
+        sub = _brats(folder, case_dirs, label_dirs=[])
+        for c in sub.cases:
+            c.case_id = f"{grade}/{c.case_id}"
+            c.label = idx
+            ds.cases.append(c)
+        ds.warnings.extend(sub.warnings)
+        skipped = sum(1 for d in folder.iterdir()
+                      if d.is_dir() and not d.name.startswith(".") and d not in case_dirs)
+        if skipped:
+            ds.warnings.append(f"{folder}: {skipped} sub-folder(s) are not NIfTI cases; skipped")
+    return ds
+
+
 def _image_folder(root: Path) -> Dataset:
     ds = Dataset(root, "image-folder", patient_ids=False)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir()
@@ -503,6 +555,126 @@ def _single_file(path: Path) -> Dataset:
     if is_dicom_file(path):
         return _dicom_series_case(path.parent)
     raise DatasetError(f"{path}: unknown file type (expected DICOM, NIfTI or a 2D image)")
+
+
+# ---------------------------------------------------------------------------- assembled
+def parse_data_args(values: list[str]) -> list[tuple[str | None, Path]]:
+    """Parse ``--data`` values: ``LABEL=PATH`` or ``PATH``.
+
+    A value that contains ``=`` but names an existing file or folder as a whole is a path
+    (folder names may contain ``=``); otherwise it is split at the first ``=``. The label is
+    stripped of surrounding blanks.
+
+    Returns:
+        ``(label, path)`` per value, in order; ``label`` is ``None`` for a plain path.
+
+    Raises:
+        DatasetError: a value is empty, or its label or path is empty; the message names the
+            value.
+    """
+    out: list[tuple[str | None, Path]] = []
+    for value in values:
+        if not value or not value.strip():
+            raise DatasetError(f"--data {value!r}: empty value; expected LABEL=PATH or PATH")
+        if "=" not in value or Path(value).expanduser().exists():
+            out.append((None, Path(value).expanduser()))
+            continue
+        label, path = value.split("=", 1)
+        label = label.strip()
+        if not label:
+            raise DatasetError(f"--data {value!r}: empty label before '='; expected LABEL=PATH")
+        if not path.strip():
+            raise DatasetError(f"--data {value!r}: empty path after '='; expected LABEL=PATH")
+        out.append((label, Path(path).expanduser()))
+    return out
+
+
+def _folder_name(path: Path) -> str:
+    name = Path(os.path.abspath(path)).name
+    return re.sub(r"\.nii(\.gz)?$", "", name, flags=re.IGNORECASE) or str(path)
+
+
+def _common_parent(paths: list[Path]) -> Path:
+    parents = [Path(os.path.abspath(p)).parent for p in paths]
+    try:
+        return Path(os.path.commonpath([str(p) for p in parents]))
+    except ValueError:  # different drives
+        return parents[0]
+
+
+def assemble(sources: list[tuple[str, str | Path]]) -> Dataset:
+    """Build one labelled dataset from several folders, the class of each given by the user.
+
+    For ``--data HGG=path --data LGG=path --data healthy=path``: each path is
+    :func:`discover`-ed on its own and every case found there (labelled or not; its own label
+    is replaced) gets the label of its source. Class names are the distinct labels in
+    first-seen order, so one label may be given to several paths (``tumour=a tumour=b``).
+
+    Case ids are ``<label>/<folder name>/<case id in its folder>`` (e.g.
+    ``healthy/ixi-t1-2mm/t1/IXI012-HH-1211_T1``), made unique with a ``-2``, ``-3`` … suffix on
+    the folder name when two sources share label and folder name; :attr:`Case.source` is the
+    path as given. Cases keep their ``errors``; each source's warnings are kept, prefixed with
+    its label. The dataset's layout is ``"assembled"``, its root the common parent of the
+    paths, ``label_source`` ``None`` and ``settings`` empty; ``patient_ids`` holds when it holds
+    for every source.
+
+    Args:
+        sources: ``(label, path)`` pairs, e.g. from :func:`parse_data_args`.
+
+    Returns:
+        the assembled :class:`Dataset`.
+
+    Raises:
+        DatasetError: no sources; a label is missing or empty; a source cannot be discovered or
+            holds no case (the message names the label and the path).
+    """
+    if not sources:
+        raise DatasetError("no data folders given; expected one or more LABEL=PATH")
+    paths = [Path(p).expanduser() for _, p in sources]
+    ds = Dataset(_common_parent(paths), "assembled", label_source=None)
+    prefixes: set[str] = set()
+    ids: set[str] = set()
+    for (label, given), path in zip(sources, paths, strict=True):
+        if label is None or not str(label).strip():
+            raise DatasetError(f"{given}: no label; give it as LABEL={given}")
+        label = str(label).strip()
+        try:
+            sub = discover(path)
+        except DatasetError as exc:
+            raise DatasetError(f"data {label}={given}: {exc}") from exc
+        except OSError as exc:
+            raise DatasetError(f"data {label}={given}: cannot read ({exc})") from exc
+        if not sub.cases:
+            raise DatasetError(f"data {label}={given}: no cases found")
+        if label not in ds.class_names:
+            ds.class_names.append(label)
+        idx = ds.class_names.index(label)
+        base = f"{label}/{_folder_name(path)}"
+        prefix, n = base, 1
+        while prefix in prefixes:
+            n += 1
+            prefix = f"{base}-{n}"
+        prefixes.add(prefix)
+        if sub.label_source is not None or sub.class_names:
+            ds.warnings.append(f"{label}: {given}: its own labels are replaced by {label!r}")
+        for c in sub.cases:
+            case_id = f"{prefix}/{c.case_id}"
+            k = 1
+            while case_id in ids:  # two cases of one source with one id
+                k += 1
+                case_id = f"{prefix}/{c.case_id}-{k}"
+            ids.add(case_id)
+            c.case_id = case_id
+            c.label = idx
+            c.label_name = None
+            c.source = str(given)
+            ds.cases.append(c)
+        ds.warnings.extend(f"{label}: {w}" for w in sub.warnings)
+        ds.patient_ids = ds.patient_ids and sub.patient_ids
+    if len(ds.class_names) < 2:
+        ds.warnings.append(
+            f"only one class ({ds.class_names[0]!r}); a classifier needs at least two labels")
+    return ds
 
 
 # ---------------------------------------------------------------------------- labels

@@ -139,11 +139,22 @@ def write_case_report(inputs: ReportInputs, out: str | Path) -> Path:
     if case.label is not None and 0 <= case.label < len(inputs.class_names):
         line(f"Known label (from the dataset): {inputs.class_names[case.label]}", 9)
     m = inputs.metrics or {}
-    ci = m.get("val_auc_ci95") or [None, None]
     line(f"Model: {inputs.model_name}   checkpoint: {inputs.checkpoint or 'n/a'}", 8)
-    line(f"Validation (best epoch {m.get('epoch', 'n/a')}, {m.get('n_val_cases', 'n/a')} held-out cases): "
-         f"AUC {_fmt(m.get('val_auc'))} (95% CI {_fmt(ci[0])}–{_fmt(ci[1])}), "
-         f"accuracy {_fmt(m.get('val_accuracy'))}, loss {_fmt(m.get('val_loss'))}", 9)
+    test = m.get("test")
+    if test:
+        ci = test.get("auc_ci") or [None, None]
+        aci = test.get("accuracy_ci") or [None, None]
+        line(f"Test set ({test.get('n_cases', 'n/a')} held-out cases, never used for training or selection): "
+             f"AUC {_fmt(test.get('auc'))} (95% CI {_fmt(ci[0])}–{_fmt(ci[1])}), "
+             f"accuracy {_fmt(test.get('accuracy'))} ({_fmt(aci[0])}–{_fmt(aci[1])}), "
+             f"macro F1 {_fmt(test.get('f1_macro'))}", 9)
+        for w in test.get("warnings", [])[:4]:
+            c.setFillColorRGB(0.7, 0.3, 0.0)
+            line(f"Warning: {w}"[:160], 8, dy=4.2 * mm)
+            c.setFillColorRGB(0, 0, 0)
+    else:
+        line("No test-set metrics in this checkpoint (trained before mriviewer kept a test set): "
+             "its performance on unseen patients is unknown.", 9)
     line(f"Date: {_dt.datetime.now().isoformat(timespec='seconds')}   Software: mriviewer {__version__}", 8)
     y -= 3 * mm
 
@@ -190,20 +201,29 @@ def write_case_report(inputs: ReportInputs, out: str | Path) -> Path:
 
 
 def write_predictions_csv(predictions: Iterable, class_names: list[str], out: str | Path,
-                          dataset: Dataset | None = None) -> Path:
-    """Write ``case_id, true_label, predicted_class, predicted_label, p_<class>…`` rows.
+                          dataset: Dataset | None = None, role=None) -> Path:
+    """Write ``case_id, split, true_label, predicted_class, predicted_label, probability,
+    p_<class>…`` rows, atomically.
 
+    ``split`` is ``role(case_id)`` — train / validation / test from the checkpoint's recorded
+    split, or external — so nobody mixes training cases into an evaluation by accident.
     ``true_label`` is the class name when known, else empty. Returns ``out``.
+
+    Raises:
+        MriViewerError: ``out`` cannot be written (nothing is left under that name).
     """
+    from .fileio import atomic_path, csv_text
+
     out = Path(out)
-    with open(out, "w", newline="", encoding="utf-8") as fh:
+    role = role or (lambda _cid: "")
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["case_id", "true_label", "predicted_class", "predicted_label", "probability"]
-                   + [f"p_{n}" for n in class_names])
+        w.writerow(["case_id", "split", "true_label", "predicted_class", "predicted_label", "probability"]
+                   + [f"p_{csv_text(n)}" for n in class_names])
         for p in predictions:
             truth = class_names[p.label] if p.label is not None and 0 <= p.label < len(class_names) else ""
-            w.writerow([p.case_id, truth, p.predicted, p.class_name, f"{p.probability:.6f}"]
-                       + [f"{float(v):.6f}" for v in p.probs])
+            w.writerow([csv_text(p.case_id), role(p.case_id), csv_text(truth), p.predicted, csv_text(p.class_name),
+                        f"{p.probability:.6f}"] + [f"{float(v):.6f}" for v in p.probs])
     return out
 
 

@@ -42,3 +42,12 @@ def demo_dir(tmp_path_factory) -> Path:
 def _isolated_home(tmp_path, monkeypatch):
     """Runs and caches of the GUI go to a temporary folder, never the user's home."""
     monkeypatch.setenv("MRIVIEWER_RUNS_DIR", str(tmp_path / "runs"))
+
+
+@pytest.fixture(scope="session")
+def phantom_dir(tmp_path_factory) -> Path:
+    """40 NIfTI phantoms (32×32×24 at 2 mm, BraTS 2018 layout): label 1 = a bright lesion that
+    ``GT_W`` marks, label 0 = none. The label is visible, so a model must separate them."""
+    from mriviewer.demo import make_lesion_phantoms
+
+    return make_lesion_phantoms(tmp_path_factory.mktemp("phantoms"), n_cases=40, seed=0)

@@ -1,7 +1,8 @@
-"""Models, split, metrics, training engine and Grad-CAM on tiny generated data (CPU)."""
+"""Config, presets, splits, checkpoint format and the training engine on generated data (CPU)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -10,110 +11,227 @@ import pytest
 import torch
 
 from mriviewer.cache import VolumeCache
-from mriviewer.datasets import Case, discover
-from mriviewer.ml.config import TrainConfig
-from mriviewer.ml.data import Preprocessor, patient_split
-from mriviewer.ml.engine import EpochEvent, ProgressEvent, Trainer, run_training
-from mriviewer.ml.metrics import auc, bootstrap_auc_ci
-from mriviewer.ml.models import build_model
+from mriviewer.datasets import discover
+from mriviewer.errors import CheckpointError, ConfigError, DatasetError
+from mriviewer.ml.config import TrainConfig, parse_set_values
+from mriviewer.ml.data import Preprocessor
+from mriviewer.ml.engine import EpochEvent, FoldEvent, ProgressEvent, Trainer, run_training
 from mriviewer.ml.predict import Predictor
+from mriviewer.ml.presets import get_preset, list_presets
+from mriviewer.ml.splits import make_splits
+
+TINY_2D = dict(image_size=32, slices_per_case=3, batch_size=8, pretrained="none", device="cpu", augment={})
+TINY_3D = dict(image_size=32, depth=8, batch_size=4, pretrained="none", device="cpu", augment={})
 
 
-@pytest.mark.parametrize(
-    "name,channels,classes,shape",
-    [("resnet18-2d", 1, 2, (2, 1, 32, 32)), ("resnet18-2d", 4, 44, (2, 4, 32, 32)),
-     ("r3d-18", 1, 3, (1, 1, 8, 32, 32)), ("r3d-18", 4, 2, (1, 4, 8, 32, 32))],
-)
-def test_models_take_modalities_as_channels(name, channels, classes, shape):
-    model, msg = build_model(name, channels, classes, pretrained="none")
-    assert "random weights" in msg
-    assert model(torch.zeros(shape)).shape == (shape[0], classes)
+# ---------------------------------------------------------------------------- config and presets
+@pytest.mark.parametrize("bad,match", [
+    ({"image_size": 100000}, "image_size"), ({"image_size": "abc"}, "image_size must be int"),
+    ({"model": "vgg"}, "unknown value"), ({"split": [0.5, 0.5, 0.1]}, "split"), ({"lr": -1.0}, "lr"),
+    ({"augment": {"twist": 1}}, "augment"), ({"folds": 1}, "folds"), ({"slice_range": [0.6, 0.4]}, "slice_range"),
+    ({"epochs": True}, "epochs must be int"), ({"modalities": [1]}, "modalities"),
+])
+def test_config_refuses_wrong_types_and_absurd_values(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig.from_dict(bad)
 
 
-def test_pretrained_from_file_adapts_first_conv(tmp_path):
-    from torchvision.models import resnet18
-
-    ref = resnet18(weights=None)
-    torch.save(ref.state_dict(), tmp_path / "w.pth")
-    model, msg = build_model("resnet18-2d", 2, 2, pretrained=str(tmp_path / "w.pth"))
-    assert "loaded from" in msg
-    torch.testing.assert_close(model.layer1[0].conv1.weight, ref.layer1[0].conv1.weight)
-    expected = ref.conv1.weight.mean(dim=1, keepdim=True).repeat(1, 2, 1, 1) * 1.5
-    torch.testing.assert_close(model.conv1.weight, expected)
-
-
-def test_missing_hub_weights_says_random(monkeypatch, tmp_path):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    _, msg = build_model("r3d-18", 1, 2, pretrained="auto")
-    assert "No pretrained weights" in msg and "random weights" in msg
+def test_set_values_are_parsed_applied_and_recorded():
+    values = parse_set_values(["lr=0.01", "split=[0.8,0.1,0.1]", "modalities=FLAIR,T2w", "augment.flip_lr=0.25",
+                               "amp=bf16"])
+    cfg = get_preset("mgmt-resnet18-2d").config(values)
+    assert cfg.lr == 0.01 and cfg.split == [0.8, 0.1, 0.1] and cfg.modalities == ["FLAIR", "T2w"]
+    assert cfg.augment["flip_lr"] == 0.25 and cfg.amp == "bf16"
+    assert cfg.overrides == values and cfg.preset == "mgmt-resnet18-2d" and cfg.preset_version == 1
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ConfigError, match="unknown key"):
+        cfg.with_overrides({"learning_rate": 1})
 
 
-def test_patient_split_is_disjoint_and_stratified():
-    cases = [Case(f"{i:03d}", label=i % 2) for i in range(20)]
-    train, val = patient_split(cases, 0.25, seed=3)
-    assert not {c.case_id for c in train} & {c.case_id for c in val}
-    assert len(train) + len(val) == 20 and len(val) == 5
-    assert {c.label for c in val} == {0, 1}
-    assert patient_split(cases, 0.25, seed=3)[1] == val
+def test_every_paper_has_a_valid_preset():
+    names = {p.name for p in list_presets()}
+    assert names == {"mgmt-resnet18-2d", "mgmt-efficientnet-b0", "mgmt-cnn3d-flair", "grading-r2plus1d-18",
+                     "grading-mc3-18", "grading-r3d-18", "tumour-type-resnet18-2d"}
+    r = get_preset("mgmt-resnet18-2d").config()
+    assert (r.optimizer, r.lr, r.momentum, r.scheduler, r.step_size, r.gamma, r.epochs, r.monitor) == \
+        ("sgd", 0.001, 0.9, "step", 7, 0.1, 30, "val_accuracy")
+    assert any("ours" in n for n in get_preset("mgmt-resnet18-2d").notes)
+    e = get_preset("mgmt-efficientnet-b0").config()
+    assert e.per_modality and e.freeze == "backbone" and e.finetune_freeze == "batchnorm" and e.loss == "bce"
+    assert e.head == "mlp32" and e.slice_range == [0.4, 0.6] and e.image_size == 300 and e.total_epochs == 30
+    c = get_preset("mgmt-cnn3d-flair").config()
+    assert (c.model, c.depth, c.depth_mode, c.batch_size, c.split, c.monitor) == \
+        ("cnn3d", 32, "pad_crop", 8, [0.8, 0.1, 0.1], "val_auc")
+    for m in ("r2plus1d-18", "mc3-18", "r3d-18"):
+        g = get_preset(f"grading-{m}").config()
+        assert (g.model, g.stem, g.dropout, g.loss, g.lr, g.weight_decay, g.batch_size, g.folds, g.spacing_mm) == \
+            (m, "random", 0.3, "weighted_ce", 1e-5, 1e-3, 1, 3, 2.0)
+    t = get_preset("tumour-type-resnet18-2d").config()
+    assert (t.color, t.optimizer, t.lr, t.split) == ("rgb", "sgd", 0.01, [0.7, 0.15, 0.15])
 
 
-def test_auc_and_bootstrap_ci():
-    labels = np.array([0, 0, 1, 1, 0, 1])
-    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9], [0.4, 0.6], [0.6, 0.4]])
-    assert auc(labels, probs) == pytest.approx(8 / 9)  # 8 of 9 positive-negative pairs ranked right
-    lo, hi = bootstrap_auc_ci(labels, probs, n_boot=200)
-    assert 0 <= lo <= 8 / 9 <= hi <= 1
-    assert math.isnan(auc(np.array([1, 1]), probs[:2]))
-    # Multiclass macro one-vs-rest ignores classes absent from the labels.
-    p3 = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.7, 0.2, 0.1]])
-    assert auc(np.array([0, 1, 0]), p3) == pytest.approx(1.0)
+# ---------------------------------------------------------------------------- splits
+def test_holdout_roles_are_disjoint_grouped_and_stratified():
+    labels = [i % 2 for i in range(40)]
+    (s,) = make_splits(labels, [f"p{i}" for i in range(40)], split=(0.7, 0.15, 0.15), seed=3)
+    assert (len(s.train), len(s.val), len(s.test)) == (28, 6, 6)
+    assert set(s.train) | set(s.val) | set(s.test) == set(range(40))
+    assert not set(s.train) & set(s.val) and not set(s.train) & set(s.test) and not set(s.val) & set(s.test)
+    assert {labels[i] for i in s.test} == {0, 1} and {labels[i] for i in s.val} == {0, 1} and not s.warnings
+    assert make_splits(labels, [f"p{i}" for i in range(40)], seed=3)[0].test == s.test
 
 
-def test_preprocessor_grid(demo_dir):
-    ds = discover(demo_dir)
-    cache = VolumeCache()
-    cfg = TrainConfig(model="r3d-18", modalities=["FLAIR", "T1wCE"], image_size=32, depth=8)
-    case = next(c for c in ds.cases if "T1wCE" not in c.modalities)
-    ci = Preprocessor(cfg, cache.get).case_input(case)
-    assert ci.array.shape == (2, 8, 32, 32)
-    assert ci.missing == ["T1wCE"] and ci.array[1].max() == 0
-    assert 0 <= ci.array.min() and ci.array.max() <= 1
+def test_several_cases_of_one_patient_stay_in_one_role():
+    labels = [i % 2 for i in range(60)]
+    groups = [f"p{i // 3}" for i in range(60)]  # three images per patient
+    for s in make_splits(labels, groups, folds=4, seed=0):
+        roles = [set(np.asarray(groups)[r]) for r in (s.train, s.val, s.test)]
+        assert not roles[0] & roles[1] and not roles[0] & roles[2] and not roles[1] & roles[2]
 
 
-@pytest.mark.parametrize("model", ["resnet18-2d", "r3d-18"])
-def test_engine_trains_saves_and_predicts(model, demo_dir, tmp_path):
-    ds = discover(demo_dir)
-    cfg = TrainConfig(model=model, modalities=["FLAIR"], epochs=2, image_size=32, depth=8,
-                      slices_per_case=3, batch_size=8, pretrained="none", device="cpu")
+def test_kfold_tests_every_case_once_and_says_when_it_cannot_stratify():
+    labels = [0] * 10 + [1] * 2
+    splits = make_splits(labels, [str(i) for i in range(12)], folds=3, seed=0)
+    tested = sorted(i for s in splits for i in s.test)
+    assert tested == list(range(12))
+    assert any("stratification" in w for s in splits for w in s.warnings)
+    for s in splits:  # every class stays in training when it can
+        assert {labels[i] for i in s.train} == {0, 1}
+    with pytest.raises(DatasetError, match="at least"):
+        make_splits([0, 1], ["a", "b"])
+
+
+# ---------------------------------------------------------------------------- checkpoint
+def _checkpoint(tmp_path, **changes):
+    from mriviewer.ml.checkpoint import new_checkpoint, save_checkpoint
+    from mriviewer.ml.models import build_model
+
+    cfg = TrainConfig(model="resnet18-2d", modalities=["FLAIR"], pretrained="none")
+    model, _ = build_model("resnet18-2d", 1, 2, "none")
+    ck = new_checkpoint(model, cfg, ["a", "b"], 2)
+    ck.update(changes)
+    return save_checkpoint(tmp_path / "best.pt", ck)
+
+
+def test_checkpoint_round_trip_and_clear_errors(tmp_path):
+    from mriviewer.ml.checkpoint import load_checkpoint
+
+    path = _checkpoint(tmp_path)
+    ck = load_checkpoint(path)
+    assert ck["config"].model == "resnet18-2d" and ck["class_names"] == ["a", "b"]
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temporary file left
+    for bad, match in [({"config": {**ck["config"].to_dict(), "image_size": 100000}}, "image_size"),
+                       ({"config": {**ck["config"].to_dict(), "image_size": "abc"}}, "image_size"),
+                       ({"config": None}, "no config"), ({"format_version": 99}, "newer"),
+                       ({"class_names": list(range(5))}, "class list"), ({"format": "x"}, "not an mriviewer")]:
+        sub = tmp_path / f"bad{len(list(tmp_path.iterdir()))}"
+        sub.mkdir()
+        with pytest.raises(CheckpointError, match=match):
+            Predictor.load(_checkpoint(sub, **bad))
+    (tmp_path / "junk.pt").write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_version_1_checkpoint_is_migrated(tmp_path):
+    from mriviewer.ml.checkpoint import load_checkpoint
+
+    old_cfg = {"model": "resnet18-2d", "modalities": ["FLAIR"], "amp": True, "val_fraction": 0.25}
+    path = _checkpoint(tmp_path, format_version=1, config=old_cfg, metrics={"val_auc": 0.8},
+                       split={"train": ["1"], "val": ["2"]})
+    ck = load_checkpoint(path)
+    assert ck["metrics"]["validation"]["val_auc"] == 0.8 and ck["metrics"]["test"] is None
+    assert ck["split"]["validation"] == ["2"] and ck["config"].amp == "auto"
+
+
+# ---------------------------------------------------------------------------- engine
+def test_holdout_run_reports_test_metrics_never_seen_before(phantom_dir, tmp_path):
+    ds = discover(phantom_dir)
+    cfg = TrainConfig(model="resnet18-2d", modalities=["FLAIR"], epochs=2, split=[0.6, 0.2, 0.2], **TINY_2D)
     events = []
     result = run_training(cfg, ds, tmp_path / "run", callbacks=[events.append], loader=VolumeCache().get)
     epochs = [e.record for e in events if isinstance(e, EpochEvent)]
-    assert [r["epoch"] for r in epochs] == [1, 2]
-    assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in epochs)
-    assert any(isinstance(e, ProgressEvent) and e.stage == "train" for e in events)
-    assert result.checkpoint == tmp_path / "run" / "best.pt" and result.checkpoint.is_file()
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert len(metrics["epochs"]) == 2 and metrics["best"]["epoch"] in (1, 2)
-    assert set(metrics["split"]["train"]).isdisjoint(metrics["split"]["val"])
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == model
-
+    assert [r["epoch"] for r in epochs] == [1, 2] and all(math.isfinite(r["train_loss"]) for r in epochs)
+    assert any(isinstance(e, ProgressEvent) and e.stage == "train" and e.epochs == 2 for e in events)
+    assert [e.name for e in events if isinstance(e, FoldEvent)] == ["holdout"]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    test = m["test"]
+    for key in ("auc", "auc_ci", "accuracy", "accuracy_ci", "balanced_accuracy", "f1_macro", "f1_macro_ci",
+                "f1_weighted", "per_class", "confusion_matrix", "roc", "warnings"):
+        assert key in test
+    split = m["split"]
+    assert not set(split["train"]) & set(split["validation"]) and not set(split["test"]) & \
+        (set(split["train"]) | set(split["validation"]))
+    assert test["n_cases"] == len(split["test"]) == 8
+    assert m["validation"]["epoch"] in (1, 2) and m["validation"]["monitor"] == "val_auc"
+    # The checkpoint carries the test metrics and the roles; the predictor reproduces the test predictions.
     pred = Predictor.load(result.checkpoint, device="cpu")
+    assert pred.test_metrics["auc"] == test["auc"]
+    assert pred.role_of(split["test"][0]) == "test" and pred.role_of("nobody") == "external"
+    rows = list(csv.DictReader(open(tmp_path / "run" / "predictions.csv")))
     cache = VolumeCache()
-    # The saved model reproduces the validation predictions of its epoch.
-    val = metrics["best"]["val_predictions"]
-    for case_id, probs in zip(val["case_ids"], val["probs"], strict=True):
-        np.testing.assert_allclose(pred.predict(ds.case(case_id), cache.get).probs, probs, atol=2e-2)
-    p = pred.predict(ds.cases[0], cache.get)
-    assert p.probs.shape == (2,) and p.probs.sum() == pytest.approx(1, abs=1e-5)
-    cam = pred.gradcam(ds.cases[0], cache.get)
-    assert cam.cam.shape == cam.reference.shape
-    assert cam.cam.min() >= 0 and cam.cam.max() <= 1
+    for row in rows[:3]:
+        p = pred.predict(ds.case(row["case_id"]), cache.get)
+        assert p.probs[1] == pytest.approx(float(row["p_label=1"]), abs=2e-2)
 
 
-def test_stop_ends_within_a_batch_and_keeps_best(demo_dir, tmp_path):
+def test_cross_validation_pools_out_of_fold_predictions(phantom_dir, tmp_path):
+    ds = discover(phantom_dir)
+    cfg = TrainConfig(model="cnn3d", modalities=["FLAIR"], epochs=1, folds=3, loss="bce", **TINY_3D)
+    result = run_training(cfg, ds, tmp_path / "cv", loader=VolumeCache().get)
+    m = result.metrics
+    assert [f["name"] for f in m["folds"]] == ["fold 1", "fold 2", "fold 3"]
+    tested = [c for f in m["folds"] for c in f["split"]["test"]]
+    assert sorted(tested) == sorted(c.case_id for c in ds.labelled()) and m["test"]["n_cases"] == 40
+    assert m["summary"]["auc"]["n"] == 3 and "sd" in m["summary"]["auc"]
+    assert m["chosen_fold"] in ("fold 1", "fold 2", "fold 3")
+    for k in (1, 2, 3):
+        assert (tmp_path / "cv" / f"fold-{k}" / "best.pt").is_file()
+    assert (tmp_path / "cv" / "best.pt").is_file()
+
+
+def test_random_labels_give_a_chance_warning(phantom_dir, tmp_path):
+    """Labels shuffled at random: the test AUC interval contains 0.5 and the run says so."""
+    ds = discover(phantom_dir)
+    rng = np.random.default_rng(7)
+    for c, lab in zip(ds.cases, rng.permutation([c.label for c in ds.cases]), strict=True):
+        c.label = int(lab)
+    cfg = TrainConfig(model="cnn3d", modalities=["FLAIR"], epochs=2, split=[0.4, 0.2, 0.4], **TINY_3D)
+    result = run_training(cfg, ds, tmp_path / "rand", loader=VolumeCache().get)
+    lo, hi = result.metrics["test"]["auc_ci"]
+    assert lo <= 0.5 <= hi
+    assert any("not distinguishable from chance" in w for w in result.metrics["warnings"])
+    assert any("not distinguishable from chance" in m for m in result.messages)
+
+
+def test_freeze_then_fine_tune_phases_and_early_stopping(phantom_dir, tmp_path):
+    ds = discover(phantom_dir)
+    cfg = TrainConfig(model="resnet18-2d", modalities=["FLAIR"], epochs=2, freeze="backbone", finetune_epochs=1,
+                      finetune_lr=1e-4, finetune_batch_size=4, loss="bce", head="mlp32", dropout=0.4,
+                      scheduler="plateau", monitor="val_loss", **TINY_2D)
+    result = run_training(cfg, ds, tmp_path / "ft", loader=VolumeCache().get)
+    phases = [r["phase"] for r in json.loads((tmp_path / "ft" / "metrics.json").read_text())["epochs"]]
+    assert phases == ["train (backbone frozen)"] * 2 + ["fine-tune"]
+    assert any("Phase 2 of 2: fine-tune" in m for m in result.messages)
+    cfg = TrainConfig(model="cnn3d", modalities=["FLAIR"], epochs=30, lr=1e-9, early_stopping=2, **TINY_3D)
+    result = run_training(cfg, ds, tmp_path / "es", loader=VolumeCache().get)
+    assert len(result.history) < 30 and any("Early stopping" in m for m in result.messages)
+
+
+def test_per_modality_runs_one_model_each(demo_dir, tmp_path):
     ds = discover(demo_dir)
-    cfg = TrainConfig(model="resnet18-2d", modalities=["FLAIR"], epochs=50, image_size=32,
-                      slices_per_case=2, batch_size=4, pretrained="none", device="cpu")
+    cfg = TrainConfig(model="efficientnet-b0-2d", modalities=["FLAIR", "T2w"], per_modality=True, epochs=1,
+                      head="mlp32", loss="bce", **TINY_2D)
+    result = run_training(cfg, ds, tmp_path / "pm", loader=VolumeCache().get)
+    per = result.metrics["per_modality"]
+    assert set(per) == {"FLAIR", "T2w"} and all(per[m]["test"]["n_cases"] >= 1 for m in per)
+    assert (tmp_path / "pm" / "FLAIR" / "best.pt").is_file() and (tmp_path / "pm" / "T2w" / "metrics.json").is_file()
+    assert result.metrics["chosen_on_validation"] in per
+
+
+def test_stop_ends_within_a_batch_and_keeps_best(phantom_dir, tmp_path):
+    ds = discover(phantom_dir)
+    cfg = TrainConfig(model="resnet18-2d", modalities=["FLAIR"], epochs=50, **{**TINY_2D, "batch_size": 4})
     trainer = Trainer(cfg, ds, tmp_path / "run", loader=VolumeCache().get)
     gen = trainer.run()
     batches_after_stop = 0
@@ -126,8 +244,7 @@ def test_stop_ends_within_a_batch_and_keeps_best(demo_dir, tmp_path):
             break
         if isinstance(ev, EpochEvent):
             epochs_done += 1
-            if epochs_done == 1:
-                continue
+            continue
         if isinstance(ev, ProgressEvent) and ev.stage == "train" and epochs_done >= 1:
             if trainer.stopping:
                 batches_after_stop += 1
@@ -135,13 +252,11 @@ def test_stop_ends_within_a_batch_and_keeps_best(demo_dir, tmp_path):
                 trainer.stop()
     assert result.stopped and batches_after_stop == 0
     assert result.checkpoint is not None and result.checkpoint.is_file()
-    assert len(result.history) == 1
+    assert len(result.history) == 1 and result.metrics["stopped"] is True
 
 
 def test_training_refuses_unlabelled_dataset(tmp_path):
     import nibabel as nib
-
-    from mriviewer.errors import DatasetError
 
     d = tmp_path / "c1"
     d.mkdir()
@@ -150,15 +265,35 @@ def test_training_refuses_unlabelled_dataset(tmp_path):
         next(Trainer(TrainConfig(), discover(tmp_path), tmp_path / "run").run())
 
 
-def test_model_selection_breaks_auc_ties_by_loss():
+def test_model_selection_breaks_ties_by_loss():
     from mriviewer.ml.engine import _improves
 
     best = {"val_auc": 1.0, "val_loss": 0.7}
-    assert _improves(1.0, 0.1, best)  # same AUC, lower loss: a better model
-    assert not _improves(1.0, 0.9, best)
-    assert not _improves(0.9, 0.01, best)
-    assert _improves(0.6, 5.0, {"val_auc": math.nan, "val_loss": math.inf})
-    assert not _improves(math.nan, 0.1, {"val_auc": 0.6, "val_loss": 1.0})
+    assert _improves({"val_auc": 1.0, "val_loss": 0.1}, best, "val_auc")
+    assert not _improves({"val_auc": 1.0, "val_loss": 0.9}, best, "val_auc")
+    assert not _improves({"val_auc": 0.9, "val_loss": 0.01}, best, "val_auc")
+    assert _improves({"val_auc": 0.6, "val_loss": 5.0}, {"val_auc": math.nan, "val_loss": math.inf}, "val_auc")
+    assert _improves({"val_loss": 0.5, "val_auc": 0.1}, {"val_loss": 0.6, "val_auc": 0.9}, "val_loss")
+
+
+def test_preprocessor_grid_and_missing_channel(demo_dir):
+    ds = discover(demo_dir)
+    cfg = TrainConfig(model="r3d-18", modalities=["FLAIR", "T1wCE"], image_size=32, depth=8)
+    case = next(c for c in ds.cases if "T1wCE" not in c.modalities)
+    ci = Preprocessor(cfg, VolumeCache().get).case_input(case)
+    assert ci.array.shape == (2, 8, 32, 32)
+    assert ci.missing == ["T1wCE"] and ci.array[1].max() == 0
+    assert 0 <= ci.array.min() and ci.array.max() <= 1
+
+
+def test_isotropic_resampling_keeps_millimetres(phantom_dir):
+    """spacing_mm: a 2 mm phantom at 4 mm is half as many voxels, centred in the padded grid."""
+    ds = discover(phantom_dir)
+    cfg = TrainConfig(model="r3d-18", modalities=["FLAIR"], image_size=32, depth=16, spacing_mm=4.0)
+    ci = Preprocessor(cfg, VolumeCache().get).case_input(ds.cases[0])
+    assert ci.array.shape == (1, 16, 32, 32) and ci.meta["grid_mid"] == [12, 16, 16]
+    rows = np.flatnonzero(ci.array[0].max(axis=(0, 2)) > 0.05)
+    assert 6 <= rows[0] and rows[-1] <= 25  # 16 voxels of head in the middle of 32
 
 
 def test_channels_are_aligned_across_acquisition_planes(demo_dir):
@@ -175,3 +310,12 @@ def test_channels_are_aligned_across_acquisition_planes(demo_dir):
     for p in peaks[1:]:
         assert np.abs(p - peaks[0]).max() <= 1, peaks
     assert pre.case_input(case).array.shape == (3, 16, 32, 32)
+
+
+def test_bf16_autocast_on_cpu_when_asked(phantom_dir, tmp_path):
+    ds = discover(phantom_dir)
+    cfg = TrainConfig(model="cnn3d", modalities=["FLAIR"], epochs=1, amp="bf16", **TINY_3D)
+    result = run_training(cfg, ds, tmp_path / "bf16", loader=VolumeCache().get)
+    assert any("bf16 autocast" in m for m in result.messages)
+    assert math.isfinite(result.history[0]["train_loss"])
+    assert torch.load(result.checkpoint, weights_only=True)["config"]["amp"] == "bf16"

@@ -1,39 +1,71 @@
-"""Preprocessing of cases into network inputs, and the patient-level split.
+"""Preprocessing of cases into network inputs, the on-disk sample store, and the torch dataset.
 
 Network grid
 ------------
 A case's modalities are re-indexed to the closest RAS orientation
 (:meth:`~mriviewer.volume.Volume.canonical`) and, when several, resampled through their affines
 onto the first one's grid (:func:`mriviewer.resample.case_on_grid`: the same millimetre in every
-channel), then resized (MONAI ``Resize``, trilinear) to one fixed network grid and scaled by their 0.5–99.5 intensity percentiles to ``[0, 1]`` (MONAI
-``ScaleIntensityRangePercentiles``), then stacked as channels. Arrays are
-``(C, D, H, W)`` with ``D`` = superior axis (axial slices), ``H`` = anterior axis, ``W`` = right
-axis of the canonical volume, i.e. canonical ``data[i, j, k]`` transposed to ``[k, j, i]``.
-3D models see the whole stack (``D = config.depth``); 2D models see ``slices_per_case`` axial
-slices from the central half of the head (``D`` = full canonical slice count, sampled).
+channel). Then, per :class:`~.config.TrainConfig`:
+
+* ``spacing_mm > 0``: resized to isotropic voxels of that size (MONAI ``Resize``, trilinear)
+  and centre padded/cropped to ``(depth, image_size, image_size)`` (MONAI
+  ``ResizeWithPadOrCrop``), so the field of view stays in millimetres (grading presets);
+* else in-plane resized to ``image_size``; the slice axis resized to ``depth`` (3D,
+  ``depth_mode="resize"``), zero-padded front and back or centre-cropped to ``depth``
+  (``"pad_crop"``), or kept (2D models);
+* intensities scaled to [0, 1] by the 0.5–99.5 percentiles (MONAI
+  ``ScaleIntensityRangePercentiles``) or min–max (MONAI ``ScaleIntensity``).
+
+Arrays are ``(C, D, H, W)`` with ``D`` = superior axis (axial slices), ``H`` = anterior axis,
+``W`` = right axis of the canonical volume, i.e. canonical ``data[i, j, k]`` transposed to
+``[k, j, i]``. 3D models see the whole stack; 2D models see ``slices_per_case`` axial slices
+within ``slice_range`` of the head's axial extent. 2D image cases with ``color="rgb"`` keep their
+three colour channels.
+
+Store and dataset
+-----------------
+:class:`SampleStore` writes each case's network samples once (float16 ``.npy`` under the cache
+folder, keyed by the files' identity and every preprocessing setting), so later epochs and later
+runs read memory-mapped arrays: no DICOM is parsed after the first preparation and the dataset is
+never held in RAM as a whole. :class:`SampleDataset` serves ``(sample, label)`` to a
+``torch.utils.data.DataLoader``; augmentation comes from torchvision transforms v2 (slices) and
+MONAI (volumes).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ..datasets import Case, ModalitySource
-from ..errors import DatasetError
+from ..errors import DatasetError, LoadError
 from ..volume import Volume
 from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CaseInput", "Preprocessor", "patient_split", "normalise_channels"]
+__all__ = ["CaseInput", "Preprocessor", "SampleStore", "SampleDataset", "normalise_channels",
+           "make_augment", "STORE_FORMAT"]
 
 Loader = Callable[[ModalitySource], Volume]
 
-#: Inputs in [0, 1] are mapped to (x - 0.5) / 0.25 before entering a network.
+#: ImageNet channel statistics (torchvision's).
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+#: ``normalise="fixed"``: [0, 1] inputs are mapped to (x − 0.5) / 0.25.
 INPUT_MEAN, INPUT_STD = 0.5, 0.25
+#: Bumped whenever preprocessing output changes, so stale samples are never served.
+STORE_FORMAT = 2
+
+#: The settings that change a case's samples (the store key).
+_PREPROCESS_KEYS = ("modalities", "modality_fallback", "image_size", "depth", "depth_mode", "spacing_mm",
+                    "slices_per_case", "slice_range", "intensity", "color")
 
 
 @dataclass
@@ -45,15 +77,35 @@ class CaseInput:
         reference: the canonical volume of the first input modality; Grad-CAM maps are
             resampled back to its grid.
         missing: requested modalities the case lacks (their channel is zeros).
+        substituted: ``{wanted: used}`` where ``modality_fallback`` supplied another modality.
+        meta: facts for the confound guard: ``spacing_mm``, ``shape``, ``dtype``, ``scanner``.
     """
 
     array: np.ndarray
     reference: Volume
     missing: list[str]
+    substituted: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
 
 
-def normalise_channels(x):
-    """Map [0, 1] inputs to the network's input scale (works on numpy and torch)."""
+def normalise_channels(x, mode: str = "fixed"):
+    """Map [0, 1] inputs ``(B, C, …)`` to the network's input scale (numpy or torch).
+
+    ``"fixed"``: (x − 0.5) / 0.25; ``"imagenet"``: ImageNet mean/std per channel for three
+    channels, their averages otherwise (a grey slice through an averaged RGB stem); ``"none"``.
+    """
+    if mode == "none":
+        return x
+    if mode == "imagenet":
+        c = x.shape[1]
+        if c == 3:
+            shape = (1, 3) + (1,) * (x.ndim - 2)
+            if hasattr(x, "new_tensor"):
+                mean, std = x.new_tensor(IMAGENET_MEAN).reshape(shape), x.new_tensor(IMAGENET_STD).reshape(shape)
+            else:
+                mean, std = np.reshape(IMAGENET_MEAN, shape), np.reshape(IMAGENET_STD, shape)
+            return (x - mean) / std
+        return (x - float(np.mean(IMAGENET_MEAN))) / float(np.mean(IMAGENET_STD))
     return (x - INPUT_MEAN) / INPUT_STD
 
 
@@ -61,7 +113,7 @@ class Preprocessor:
     """Turns cases into network inputs according to a :class:`TrainConfig`.
 
     Args:
-        config: the training configuration (model, modalities, image_size, depth, …).
+        config: the training configuration.
         loader: ``ModalitySource → Volume`` (normally :meth:`VolumeCache.get`).
     """
 
@@ -69,12 +121,28 @@ class Preprocessor:
         self.config = config
         self.loader = loader
 
-    def _grid(self, reference: Volume) -> tuple[int, int, int]:
-        size = self.config.image_size
-        if self.config.is_3d:
-            return (self.config.depth, size, size)
-        return (reference.shape[2], size, size)
+    # ------------------------------------------------------------------ modalities
+    def resolve_modalities(self, case: Case) -> tuple[dict[str, str], list[str]]:
+        """``({wanted: modality used}, missing)`` for ``case``: a wanted modality is used when
+        present, else the first present substitute from ``modality_fallback``."""
+        mods = self.config.modalities or [case.first_modality()]
+        used, missing = {}, []
+        for m in mods:
+            if m in case.modalities:
+                used[m] = m
+                continue
+            sub = next((s for s in self.config.modality_fallback.get(m, []) if s in case.modalities), None)
+            if sub is None:
+                missing.append(m)
+            else:
+                used[m] = sub
+        return used, missing
 
+    def usable(self, case: Case) -> bool:
+        """Whether ``case`` has at least one of the configured modalities (or a fallback)."""
+        return bool(self.resolve_modalities(case)[0])
+
+    # ------------------------------------------------------------------ grid
     def case_input(self, case: Case) -> CaseInput:
         """Load and resample all configured modalities of ``case``.
 
@@ -82,28 +150,91 @@ class Preprocessor:
             DatasetError: the case has none of the configured modalities.
             LoadError: a modality file cannot be read.
         """
-        from monai.transforms import Resize, ScaleIntensityRangePercentiles
-
+        used, missing = self.resolve_modalities(case)
         mods = self.config.modalities or [case.first_modality()]
-        present = [m for m in mods if m in case.modalities]
-        if not present:
+        if not used:
             raise DatasetError(f"case {case.case_id}: none of the modalities {', '.join(mods)} present")
+        if case.is_2d and self.config.color == "rgb":
+            return self._rgb_input(case, used, missing)
+        present = list(dict.fromkeys(used.values()))
         volumes = self._on_one_grid(case, present)
         reference = volumes[present[0]]
-        grid = self._grid(reference)
-        resize = Resize(spatial_size=grid, mode="trilinear", anti_aliasing=False)
-        scale = ScaleIntensityRangePercentiles(lower=0.5, upper=99.5, b_min=0.0, b_max=1.0, clip=True)
-        channels = []
-        for m in mods:
-            if m not in volumes:
-                channels.append(np.zeros(grid, dtype=np.float32))
-                continue
-            data = np.nan_to_num(volumes[m].data.astype(np.float32, copy=False))
-            dhw = np.ascontiguousarray(data.transpose(2, 1, 0))[None]  # (1, K, J, I)
-            out = scale(resize(dhw))
-            channels.append(np.asarray(out, dtype=np.float32)[0])
-        missing = [m for m in mods if m not in volumes]
-        return CaseInput(np.stack(channels), reference, missing)
+        channels = [self._channel(volumes[used[m]]) if m in used else None for m in mods]
+        grid = next(c.shape for c in channels if c is not None)
+        channels = [c if c is not None else np.zeros(grid, dtype=np.float32) for c in channels]
+        meta = self._meta(reference, present)
+        mid = self._mid_shape(reference)
+        if mid is not None:
+            meta["grid_mid"] = list(mid)
+        subs = {m: u for m, u in used.items() if m != u}
+        return CaseInput(np.stack(channels), reference, missing, subs, meta)
+
+    def _meta(self, ref: Volume, present: list[str]) -> dict:
+        m = ref.meta or {}
+        scanner = " ".join(str(m[k]) for k in ("manufacturer", "Manufacturer", "model", "ManufacturerModelName")
+                           if m.get(k)) or None
+        return {"spacing_mm": [round(float(s), 2) for s in ref.spacing], "shape": list(ref.shape),
+                "dtype": str(m.get("stored_dtype") or ref.data.dtype), "scanner": scanner,
+                "modalities": present}
+
+    def _mid_shape(self, vol: Volume) -> tuple[int, int, int] | None:
+        """``(D, H, W)`` of a 3D model's grid before the centre pad/crop, or ``None`` when the
+        network grid is a plain resize. Grad-CAM uses it to undo the pad/crop."""
+        cfg = self.config
+        if not cfg.is_3d:
+            return None
+        k, j, i = vol.shape[2], vol.shape[1], vol.shape[0]
+        if cfg.spacing_mm > 0:
+            sk, sj, si = vol.spacing[2], vol.spacing[1], vol.spacing[0]
+            return tuple(max(1, round(n * s / cfg.spacing_mm)) for n, s in ((k, sk), (j, sj), (i, si)))
+        if cfg.depth_mode == "pad_crop":
+            return (k, cfg.image_size, cfg.image_size)
+        return None
+
+    def _channel(self, vol: Volume) -> np.ndarray:
+        """One canonical volume → ``(D, H, W)`` float32 in [0, 1] on the network grid."""
+        from monai.transforms import (
+            Resize,
+            ResizeWithPadOrCrop,
+            ScaleIntensity,
+            ScaleIntensityRangePercentiles,
+        )
+
+        cfg = self.config
+        data = np.nan_to_num(vol.data.astype(np.float32, copy=False))
+        dhw = np.ascontiguousarray(data.transpose(2, 1, 0))[None]  # (1, K, J, I)
+        size = cfg.image_size
+        mid = self._mid_shape(vol)
+        if mid is not None:
+            dhw = Resize(spatial_size=mid, mode="trilinear", anti_aliasing=False)(dhw)
+            dhw = ResizeWithPadOrCrop(spatial_size=(cfg.depth, size, size))(dhw)
+        else:
+            depth = cfg.depth if cfg.is_3d else dhw.shape[1]
+            dhw = Resize(spatial_size=(depth, size, size), mode="trilinear", anti_aliasing=False)(dhw)
+        if cfg.intensity == "minmax":
+            out = ScaleIntensity(minv=0.0, maxv=1.0)(dhw)
+        else:
+            out = ScaleIntensityRangePercentiles(lower=0.5, upper=99.5, b_min=0.0, b_max=1.0, clip=True)(dhw)
+        return np.asarray(out, dtype=np.float32)[0]
+
+    def _rgb_input(self, case: Case, used: dict, missing: list[str]) -> CaseInput:
+        """A 2D image's three colour channels ``(3, 1, size, size)`` in [0, 1] (PIL, bilinear)."""
+        from PIL import Image
+
+        src = case.modalities[next(iter(used.values()))]
+        try:
+            with Image.open(src.path) as im:
+                rgb = im.convert("RGB").resize((self.config.image_size,) * 2, Image.Resampling.BILINEAR)
+                arr = np.asarray(rgb, dtype=np.float32)  # (rows, cols, 3)
+        except Exception as exc:
+            raise LoadError(src.path, f"cannot read image ({type(exc).__name__}: {exc})") from exc
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+        reference = self.loader(src).canonical()
+        # Rows run top to bottom = posterior to anterior of the canonical (I, J, 1) image: H is flipped.
+        chw = arr.transpose(2, 0, 1)[:, ::-1, :]
+        meta = self._meta(reference, [src.modality])
+        return CaseInput(np.ascontiguousarray(chw[:, None]), reference, missing, {}, meta)
 
     @staticmethod
     def foreground_slices(array: np.ndarray) -> np.ndarray:
@@ -114,17 +245,17 @@ class Preprocessor:
 
     def _on_one_grid(self, case: Case, present: list[str]) -> dict[str, Volume]:
         """The case's modalities, canonical; with several, resampled onto the grid of the
-        first (so that channels are aligned voxel for voxel even when the series were acquired
-        in different planes, as in RSNA-MICCAI). Uses the cache's disk-cached grids when the
+        first (channels aligned voxel for voxel even when the series were acquired in
+        different planes, as in RSNA-MICCAI). Uses the cache's disk-cached grids when the
         loader is a :class:`~mriviewer.cache.VolumeCache`."""
         from ..resample import case_on_grid, reference_grid, resample_volume
 
         cache = getattr(self.loader, "__self__", None)
         if len(present) > 1 and hasattr(cache, "get_many"):
             vols, _, _ = case_on_grid(case, cache, present, reference=present[0])
-            missing = [m for m in present if m not in vols]
-            if missing:  # raise the load error of the first that failed, naming its file
-                self.loader(case.modalities[missing[0]])
+            failed = [m for m in present if m not in vols]
+            if failed:  # raise the load error of the first that failed, naming its file
+                self.loader(case.modalities[failed[0]])
             return vols
         volumes = {m: self.loader(case.modalities[m]).canonical() for m in present}
         if len(present) > 1:
@@ -133,9 +264,8 @@ class Preprocessor:
         return volumes
 
     def slice_indices(self, array: np.ndarray) -> np.ndarray:
-        """Axial slice indices (along ``D``) sampled for a 2D model: ``slices_per_case``
-        evenly spaced within the central half of the foreground (voxels above 10 % of the
-        range) of ``array`` ``(C, D, H, W)``."""
+        """Axial slice indices (along ``D``) for a 2D model: ``slices_per_case`` evenly spaced
+        within ``slice_range`` of the foreground's axial extent of ``array`` ``(C, D, H, W)``."""
         depth = array.shape[1]
         n = min(self.config.slices_per_case, depth)
         if depth == 1:
@@ -143,7 +273,8 @@ class Preprocessor:
         idx = np.flatnonzero(self.foreground_slices(array))
         lo, hi = (idx[0], idx[-1]) if idx.size else (0, depth - 1)
         span = hi - lo
-        lo, hi = lo + span * 0.25, hi - span * 0.25
+        a, b = self.config.slice_range
+        lo, hi = lo + span * a, lo + span * b
         return np.unique(np.round(np.linspace(lo, hi, n)).astype(int))
 
     def samples(self, ci: CaseInput) -> np.ndarray:
@@ -160,38 +291,177 @@ class Preprocessor:
         return self.samples(ci), ci
 
 
-def patient_split(
-    cases: Sequence[Case], val_fraction: float, seed: int
-) -> tuple[list[Case], list[Case]]:
-    """Split cases into training and validation sets by case (patient), stratified by label.
+# ---------------------------------------------------------------------------- sample store
+class SampleStore:
+    """Preprocessed samples on disk, one float16 ``.npy`` (+ ``.json`` facts) per case.
 
-    One case is one patient in RSNA/BraTS layouts, so no patient is in both sets. Uses
-    scikit-learn's ``train_test_split``; falls back to an unstratified split when a class has
-    fewer than two cases.
+    The key hashes :data:`STORE_FORMAT`, the preprocessing settings of the config and the
+    identity (path, size, mtime) of every file of the case's sources
+    (:func:`mriviewer.cache.source_key`): an edited file or a changed setting is a new entry.
+    Writes are atomic (temporary name, then rename), so parallel ranks and crashes are safe.
 
     Args:
-        cases: labelled cases.
-        val_fraction: share of cases for validation (at least one case each side).
-        seed: random state.
-
-    Returns:
-        ``(train, val)``, disjoint, their union the input.
-
-    Raises:
-        DatasetError: fewer than 2 labelled cases.
+        config: the run's configuration.
+        root: folder (default ``<volume cache folder>/../samples``).
     """
-    from sklearn.model_selection import train_test_split
 
-    cases = list(cases)
-    if len(cases) < 2:
-        raise DatasetError(f"need at least 2 labelled cases to split, found {len(cases)}")
-    labels = [c.label for c in cases]
-    n_val = min(max(1, int(round(len(cases) * val_fraction))), len(cases) - 1)
-    counts = np.bincount(labels)
-    n_classes = int((counts > 0).sum())
-    stratify = labels if counts[counts > 0].min() >= 2 and n_val >= n_classes and len(cases) - n_val >= n_classes else None
-    idx = np.arange(len(cases))
-    tr, va = train_test_split(idx, test_size=n_val, random_state=seed, stratify=stratify)
-    train, val = [cases[i] for i in sorted(tr)], [cases[i] for i in sorted(va)]
-    assert not {c.case_id for c in train} & {c.case_id for c in val}
-    return train, val
+    def __init__(self, config: TrainConfig, root: str | Path | None = None) -> None:
+        from ..cache import default_cache_dir
+
+        self.config = config
+        settings = {k: getattr(config, k) for k in _PREPROCESS_KEYS}
+        settings["is_3d"] = config.is_3d
+        digest = hashlib.sha1(json.dumps([STORE_FORMAT, settings], sort_keys=True).encode()).hexdigest()[:16]
+        self.root = Path(root) if root else default_cache_dir().parent / "samples"
+        self.folder = self.root / digest
+
+    def key(self, case: Case) -> str:
+        """Stable key of ``case``'s sources. Raises OSError when a source cannot be stat-ed."""
+        from ..cache import source_key
+
+        parts = [(m, source_key(s)) for m, s in sorted(case.modalities.items())]
+        return hashlib.sha1(repr(parts).encode()).hexdigest()[:24]
+
+    def paths(self, key: str) -> tuple[Path, Path]:
+        return self.folder / f"{key}.npy", self.folder / f"{key}.json"
+
+    def get(self, key: str) -> tuple[np.ndarray, dict] | None:
+        """``(samples memory-mapped, facts)`` or ``None`` when absent or unreadable."""
+        npy, meta = self.paths(key)
+        try:
+            facts = json.loads(meta.read_text())
+            arr = np.load(npy, mmap_mode="r")
+        except (OSError, ValueError):
+            return None
+        if list(arr.shape) != facts.get("shape"):
+            return None
+        return arr, facts
+
+    def put(self, key: str, samples: np.ndarray, facts: dict) -> None:
+        """Store ``samples`` ``(S, C, …)`` as float16 and ``facts`` (JSON)."""
+        from ..fileio import atomic_path, write_json
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        npy, meta = self.paths(key)
+        arr = np.ascontiguousarray(samples, dtype=np.float16)
+        with atomic_path(npy) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+        write_json(meta, {**facts, "shape": list(arr.shape)})
+
+
+class SampleDataset:
+    """``torch.utils.data.Dataset`` of ``(sample, label)``.
+
+    Args:
+        store: where the samples are.
+        items: ``(key, sample index, label)`` per network sample.
+        augment: callable on a float32 tensor ``(C, H, W)`` / ``(C, D, H, W)``, or ``None``.
+        normalise: :func:`normalise_channels` mode applied after augmentation.
+    """
+
+    def __init__(self, store: SampleStore, items: Sequence[tuple[str, int, int]], augment=None,
+                 normalise: str = "fixed") -> None:
+        self.store = store
+        self.items = list(items)
+        self.augment = augment
+        self.normalise = normalise
+        self._open: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _array(self, key: str) -> np.ndarray:
+        arr = self._open.get(key)
+        if arr is None:
+            got = self.store.get(key)
+            if got is None:
+                raise DatasetError(f"preprocessed samples {key} missing from {self.store.folder}")
+            arr = self._open[key] = got[0]
+            if len(self._open) > 256:  # bound open memory maps
+                self._open.pop(next(iter(self._open)))
+        return arr
+
+    def __getitem__(self, i: int):
+        import torch
+
+        key, s, label = self.items[i]
+        x = torch.from_numpy(np.asarray(self._array(key)[s], dtype=np.float32))
+        if self.augment is not None:
+            x = self.augment(x)
+            x = torch.as_tensor(x, dtype=torch.float32)
+        x = normalise_channels(x[None], self.normalise)[0]
+        return x, int(label)
+
+    def __getstate__(self):  # DataLoader workers: memory maps are reopened per process
+        d = dict(self.__dict__)
+        d["_open"] = {}
+        return d
+
+
+def make_augment(config: TrainConfig, seed: int = 0):
+    """The training augmentation of ``config.augment``, or ``None`` when empty.
+
+    2D (``(C, H, W)``): torchvision transforms v2 ``RandomHorizontalFlip`` and ``RandomAffine``
+    (rotation, translation, scale); 3D (``(C, D, H, W)``): MONAI ``RandFlip`` on the W (R–L) axis
+    and ``RandAffine`` (in-plane rotation, scale, translation). Brightness for both: MONAI
+    ``RandScaleIntensity`` (x · f, f uniform in [low, high]). Left–right flips are safe here:
+    lesion side carries no label information in these tasks.
+    """
+    aug = config.augment or {}
+    flip = float(aug.get("flip_lr", 0) or 0)
+    rot = float(aug.get("rotate_deg", 0) or 0)
+    scale = aug.get("scale")
+    shift = float(aug.get("shift", 0) or 0)
+    bright = aug.get("brightness")
+    steps = []
+    if config.is_3d:
+        from monai.transforms import RandAffine, RandFlip
+
+        if flip:
+            steps.append(RandFlip(prob=flip, spatial_axis=2))
+        if rot or scale or shift:
+            s = (scale[0] - 1.0, scale[1] - 1.0) if scale else None
+            size = (config.depth, config.image_size, config.image_size)
+            steps.append(RandAffine(
+                prob=1.0, rotate_range=(np.deg2rad(rot), 0.0, 0.0) if rot else None,
+                scale_range=(s, s, s) if s else None,
+                translate_range=(0.0, shift * size[1], shift * size[2]) if shift else None,
+                padding_mode="zeros", cache_grid=True, spatial_size=size))
+    else:
+        from torchvision.transforms import v2
+
+        if flip:
+            steps.append(v2.RandomHorizontalFlip(p=flip))
+        if rot or scale or shift:
+            steps.append(v2.RandomAffine(degrees=rot, translate=(shift, shift) if shift else None,
+                                         scale=tuple(scale) if scale else None))
+    if bright:
+        from monai.transforms import RandScaleIntensity
+
+        steps.append(RandScaleIntensity(factors=(bright[0] - 1.0, bright[1] - 1.0), prob=1.0))
+    if not steps:
+        return None
+    for t in steps:
+        if hasattr(t, "set_random_state"):
+            t.set_random_state(seed)
+    return _Compose(steps)
+
+
+class _Compose:
+    """Apply transforms in order (picklable for DataLoader workers)."""
+
+    def __init__(self, steps) -> None:
+        self.steps = steps
+
+    def __call__(self, x):
+        import torch
+
+        for t in self.steps:
+            x = t(x)
+        return torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x.as_tensor() if hasattr(x, "as_tensor") else x
+
+
+def worker_count(config: TrainConfig) -> int:
+    """DataLoader workers: the config's, capped by the CPUs available."""
+    return min(config.num_workers, os.cpu_count() or 1)

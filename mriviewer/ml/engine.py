@@ -1,80 +1,114 @@
-"""The training engine shared by the GUI and the command line.
+"""The training engine shared by the GUI, the command line and ``torchrun``.
 
 :meth:`Trainer.run` is a generator: it yields :class:`LogEvent`, :class:`ProgressEvent` (one per
-batch) and :class:`EpochEvent` (one per epoch) and returns a :class:`TrainResult`. The command
-line iterates it and prints; the GUI wraps it in a worker thread whose ``yielded`` signal feeds
-the curves (the napari ``thread_worker`` pattern). :meth:`Trainer.stop` (thread-safe) ends the
-run after the current batch; the best checkpoint so far stays on disk. :func:`run_training`
-drives the generator with plain callbacks.
+batch), :class:`EpochEvent` (one per epoch) and :class:`FoldEvent` (one per finished fold or
+holdout run) and returns a :class:`TrainResult`. The command line iterates it and prints; the GUI
+wraps it in a worker thread whose ``yielded`` signal feeds the curves (the napari
+``thread_worker`` pattern). :meth:`Trainer.stop` (thread-safe) ends the run after the current
+batch; the best checkpoint so far stays on disk. :func:`run_training` drives the generator with
+plain callbacks.
 
-Outputs in ``out_dir``: ``best.pt`` (checkpoint of the epoch with the best validation AUC;
-the lowest validation loss breaks ties and decides while the AUC is undefined), ``config.json`` and
-``metrics.json`` (``epochs``: ``train_loss``, ``val_loss``, ``val_auc``, ``val_accuracy``,
-``seconds`` per epoch; ``best``: epoch, AUC and its 95 % bootstrap interval; the split).
+Evaluation cannot flatter by construction (:mod:`.splits`): **train** fits the weights,
+**validation** chooses the epoch (``config.monitor``) and drives early stopping and
+ReduceLROnPlateau, and **test** — never seen before the end — gives the only reported numbers
+(:func:`~.metrics.classification_metrics`, bootstrap 95 % intervals, warnings). Cross-validation
+(``folds`` ≥ 2) makes every fold the test set once; ``"test"`` is then computed on the pooled
+out-of-fold predictions, ``"folds"`` holds each fold's and ``"summary"`` their mean ± sd.
+
+Outputs in ``out_dir`` (rank 0 only under ``torchrun``): ``best.pt`` (:mod:`.checkpoint`; for
+CV the fold with the best *validation* score, folds in ``fold-k/best.pt``), ``config.json``,
+``metrics.json`` and ``predictions.csv`` (test-set predictions). ``per_modality`` runs put one
+such set per modality in ``out_dir/<modality>/``.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
+import copy
+import csv
 import logging
 import math
+import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..datasets import Case, Dataset
 from ..errors import ConfigError, DatasetError, MriViewerError
+from ..fileio import atomic_path, csv_text, json_safe, write_json
+from .checkpoint import new_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import Preprocessor, normalise_channels, patient_split
-from .metrics import accuracy, auc, bootstrap_auc_ci
+from .data import (
+    Preprocessor,
+    SampleDataset,
+    SampleStore,
+    make_augment,
+    normalise_channels,
+    worker_count,
+)
+from .metrics import accuracy, auc, classification_metrics, format_metrics, summarise_folds
+from .splits import Split, make_splits
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "Trainer", "TrainResult", "LogEvent", "ProgressEvent", "EpochEvent", "run_training",
-    "resolve_device", "CHECKPOINT_FORMAT", "json_safe",
+    "Trainer", "TrainResult", "LogEvent", "ProgressEvent", "EpochEvent", "FoldEvent", "run_training",
+    "resolve_device", "json_safe", "probabilities",
 ]
-
-CHECKPOINT_FORMAT = "mriviewer-checkpoint"
 
 
 @dataclass
 class LogEvent:
-    """A line for the log (weights used, split sizes, skipped cases, …)."""
+    """A line for the log (weights used, split sizes, warnings, …); ``level`` is ``"info"`` or
+    ``"warning"`` (shown prominently by the GUI and repeated in the report)."""
 
     message: str
+    level: str = "info"
 
 
 @dataclass
 class ProgressEvent:
     """Progress within a stage: ``stage`` is ``"decode"`` (DICOM/NIfTI decoding in worker
-    processes), ``"prepare"`` (resampling cases) or ``"train"``
-    (batches of an epoch); ``step`` of ``total``; ``loss`` is the running training loss."""
+    processes), ``"prepare"`` (network samples) or ``"train"`` (batches of an epoch); ``step``
+    of ``total``; ``loss`` the running training loss; ``fold`` (``"holdout"``, ``"fold 2"``, with
+    the modality for per-modality runs) and ``epochs`` (epochs planned in this fold) for ETAs."""
 
     stage: str
     epoch: int
     step: int
     total: int
     loss: float | None = None
+    fold: str = ""
+    epochs: int = 0
 
 
 @dataclass
 class EpochEvent:
-    """One finished epoch: ``record`` holds ``epoch``, ``train_loss``, ``val_loss``,
-    ``val_auc``, ``val_accuracy``, ``seconds``, ``is_best``."""
+    """One finished epoch: ``record`` holds ``epoch``, ``phase``, ``fold``, ``lr``,
+    ``train_loss``, ``val_loss``, ``val_auc``, ``val_accuracy``, ``seconds``, ``is_best``."""
 
     record: dict
 
 
 @dataclass
+class FoldEvent:
+    """A fold (or the holdout run) is done: ``index`` of ``total``; ``test`` its test metrics."""
+
+    name: str
+    index: int
+    total: int
+    test: dict
+
+
+@dataclass
 class TrainResult:
-    """What a run produced. ``checkpoint`` is ``None`` when it stopped before an epoch ended."""
+    """What a run produced. ``checkpoint`` is ``None`` when it stopped before an epoch ended.
+    ``metrics`` is what ``metrics.json`` holds (``test``, ``validation``, ``folds``, ``summary``,
+    ``warnings``)."""
 
     out_dir: Path
     checkpoint: Path | None
@@ -82,6 +116,7 @@ class TrainResult:
     best: dict
     stopped: bool
     messages: list[str] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
 
 
 def resolve_device(name: str):
@@ -99,17 +134,52 @@ def resolve_device(name: str):
     return torch.device(name)
 
 
+def resolve_amp(mode: str, device):
+    """Autocast dtype for ``mode`` on ``device`` (``None`` = fp32): ``auto`` → bf16 on CUDA when
+    supported; ``bf16`` on CUDA or CPU; ``fp16`` on CUDA only (with gradient scaling)."""
+    import torch
+
+    if mode == "off":
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    if mode == "bf16":
+        return torch.bfloat16
+    return torch.float16 if device.type == "cuda" else None
+
+
+def probabilities(logits):
+    """Class probabilities ``(B, K)`` from logits ``(B, K)`` (softmax) or ``(B, 1)`` (a binary
+    task's single logit: ``[1 − σ, σ]``)."""
+    import torch
+
+    logits = logits.float()
+    if logits.shape[1] == 1:
+        p = torch.sigmoid(logits[:, 0])
+        return torch.stack([1 - p, p], dim=1)
+    return torch.softmax(logits, dim=1)
+
+
+@dataclass
+class _Prepared:
+    key: str
+    n: int
+    facts: dict
+
+
 class Trainer:
     """Train ``config.model`` on the labelled cases of ``dataset``.
 
     Args:
         config: the run's configuration.
-        dataset: discovered dataset with labels (``task`` binary or multiclass).
-        out_dir: where ``best.pt``, ``config.json`` and ``metrics.json`` go (created).
+        dataset: discovered (or assembled) dataset with labels (binary or multiclass).
+        out_dir: where the result files go (created).
         loader: ``ModalitySource → Volume``; defaults to the process-wide cache.
+        store_root: folder of the preprocessed-sample store (default: next to the volume cache).
     """
 
-    def __init__(self, config: TrainConfig, dataset: Dataset, out_dir: str | Path, loader=None) -> None:
+    def __init__(self, config: TrainConfig, dataset: Dataset, out_dir: str | Path, loader=None,
+                 store_root: str | Path | None = None) -> None:
         self.config = config.validate()
         self.dataset = dataset
         self.out_dir = Path(out_dir)
@@ -118,7 +188,11 @@ class Trainer:
 
             loader = default_cache().get
         self.loader = loader
+        self.store_root = store_root
         self._stop = threading.Event()
+        self.messages: list[str] = []
+        self.warnings: list[str] = []
+        self.dist = None
 
     def stop(self) -> None:
         """Ask the run to end after the current batch (thread-safe)."""
@@ -129,227 +203,555 @@ class Trainer:
         return self._stop.is_set()
 
     # ------------------------------------------------------------------ helpers
-    def _cases(self) -> list[Case]:
-        if self.dataset.task == "none":
-            raise DatasetError(f"{self.dataset.root}: no labels found, nothing to train on")
-        mods = self.config.modalities
-        cases = [c for c in self.dataset.labelled() if any(m in c.modalities for m in mods)]
-        if len(cases) < 2:
-            raise DatasetError(
-                f"{self.dataset.root}: {len(cases)} labelled case(s) with {', '.join(mods)}; need at least 2"
-            )
-        return cases
+    def _say(self, msg: str, level: str = "info") -> LogEvent:
+        self.messages.append(msg)
+        if level == "warning":
+            self.warnings.append(msg)
+        log.info(msg)  # the events carry the message to the CLI and the GUI
+        return LogEvent(msg, level)
 
-    def _save_json(self, name: str, obj) -> None:
-        (self.out_dir / name).write_text(json.dumps(json_safe(obj), indent=2))
+    @property
+    def _main(self) -> bool:
+        return self.dist is None or self.dist.is_main
 
     # ------------------------------------------------------------------ the run
-    def run(self) -> Generator[LogEvent | ProgressEvent | EpochEvent, None, TrainResult]:
-        """Run training; see the module docstring for the events.
+    def run(self) -> Generator[LogEvent | ProgressEvent | EpochEvent | FoldEvent, None, TrainResult]:
+        """Run training; see the module docstring for the events and outputs.
 
         Raises:
-            DatasetError: no labels, fewer than 2 usable cases, or every case failed to load.
-            ConfigError: invalid configuration or unavailable device.
+            DatasetError: no labels, too few usable cases or patients for the roles.
+            ConfigError: invalid configuration, unavailable device, BCE on a multiclass task.
+            CheckpointError / MriViewerError: result files cannot be written.
         """
         import torch
-        from torch import nn
 
-        from .models import build_model
+        from .distributed import context_from_env
 
         cfg = self.config
+        if self.dataset.task == "none":
+            raise DatasetError(f"{self.dataset.root}: no labels found, nothing to train on")
         if not cfg.modalities:
             cfg.modalities = self.dataset.modalities[:1]
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
+        if cfg.loss == "bce" and len(self.dataset.class_names) != 2:
+            raise ConfigError(f"loss bce needs a binary task; this dataset has {len(self.dataset.class_names)} classes "
+                              "(use ce or weighted_ce)")
+        device = resolve_device(cfg.device)
+        self.dist = context_from_env(device.type == "cuda")
+        self.device = self.dist.device(device)
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        device = resolve_device(cfg.device)
-        messages: list[str] = []
+        if self._main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.enabled:
+            yield self._say(f"Distributed: rank {self.dist.rank} of {self.dist.world_size} ({self.dist.backend}).")
+        try:
+            if cfg.per_modality and len(cfg.modalities) > 1:
+                result = yield from self._per_modality()
+            else:
+                result = yield from self._run_one(cfg, self.out_dir, "")
+        finally:
+            if self.dist is not None:
+                self.dist.close()
+        return result
 
-        def say(msg: str) -> LogEvent:
-            messages.append(msg)
-            log.info(msg)
-            return LogEvent(msg)
+    def _per_modality(self):
+        cfg = self.config
+        results = {}
+        for m in cfg.modalities:
+            if self._stop.is_set():
+                break
+            sub = copy.deepcopy(cfg)
+            sub.modalities, sub.per_modality = [m], False
+            yield self._say(f"— {m}: one model per modality ({cfg.modalities.index(m) + 1} of {len(cfg.modalities)}) —")
+            try:
+                results[m] = yield from self._run_one(sub, self.out_dir / m, m)
+            except DatasetError as exc:
+                yield self._say(f"{m}: not trained ({exc})", "warning")
+        if not results:
+            raise DatasetError(f"{self.dataset.root}: no modality of {', '.join(cfg.modalities)} could be trained")
+        # The reported member is each member; the checkpoint offered to the viewer is the one with
+        # the best *validation* score (never the test score).
+        best_m = max(results, key=lambda m: _monitor_value(results[m].best, cfg.monitor))
+        summary = {
+            "per_modality": {m: {"test": r.metrics.get("test"), "validation": r.best,
+                                 "checkpoint": str(r.checkpoint) if r.checkpoint else None}
+                             for m, r in results.items()},
+            "chosen_on_validation": best_m, "warnings": list(dict.fromkeys(self.warnings)),
+            "preset": cfg.preset, "preset_version": cfg.preset_version,
+        }
+        if self._main:
+            write_json(self.out_dir / "metrics.json", summary)
+            cfg.save(self.out_dir / "config.json")
+        for m, r in results.items():
+            yield self._say(f"{m}: " + format_metrics(r.metrics.get("test") or {}, title="Test").splitlines()[0])
+        r = results[best_m]
+        return TrainResult(self.out_dir, r.checkpoint, r.history, r.best, self._stop.is_set(), self.messages, summary)
 
-        cases = self._cases()
-        train_cases, val_cases = patient_split(cases, cfg.val_fraction, cfg.seed)
-        class_names = list(self.dataset.class_names)
-        yield say(
-            f"Split by {'patient' if self.dataset.patient_ids else 'image (no patient IDs in this dataset)'}: "
-            f"{len(train_cases)} training, {len(val_cases)} validation cases (seed {cfg.seed})."
-        )
-        if not self.dataset.patient_ids:
-            yield say("Warning: this dataset has no patient IDs; one patient's images may be in both sets.")
-
+    def _cases(self, cfg: TrainConfig) -> list[Case]:
         pre = Preprocessor(cfg, self.loader)
-        samples: dict[str, np.ndarray] = {}
-        all_cases = train_cases + val_cases
-        # Decode every series once, in parallel processes, into the disk cache.
+        cases = [c for c in self.dataset.labelled() if pre.usable(c)]
+        if len(cases) < 3:
+            raise DatasetError(f"{self.dataset.root}: {len(cases)} labelled case(s) with "
+                               f"{', '.join(cfg.modalities)}; need at least 3 (train, validation, test)")
+        return cases
+
+    def _prepare(self, cfg: TrainConfig, cases: list[Case], fold_tag: str):
+        """Decode and preprocess every case once into the sample store (rank 0 first, then the
+        other ranks read it). Yields events; returns ``{case_id: _Prepared}``."""
+        pre = Preprocessor(cfg, self.loader)
+        store = SampleStore(cfg, self.store_root)
+        self.store = store
+        prepared: dict[str, _Prepared] = {}
+        if self.dist.enabled and not self.dist.is_main:
+            self.dist.barrier()  # rank 0 prepares; the others then find every case in the store
+        todo = []
+        for c in cases:
+            try:
+                key = store.key(c)
+            except OSError as exc:
+                yield self._say(f"Case {c.case_id} skipped: cannot read its files ({exc})", "warning")
+                continue
+            got = store.get(key)
+            if got is None:
+                todo.append((c, key))
+            else:
+                prepared[c.case_id] = _Prepared(key, got[0].shape[0], got[1])
         cache = getattr(self.loader, "__self__", None)
-        if hasattr(cache, "prefetch_iter"):
-            sources = [c.modalities[m] for c in all_cases for m in cfg.modalities if m in c.modalities]
+        if todo and hasattr(cache, "prefetch_iter"):
+            sources = [c.modalities[m] for c, _ in todo for m in dict.fromkeys(pre.resolve_modalities(c)[0].values())]
             decoding = cache.prefetch_iter(sources)
             for done, total, err in decoding:
                 if err:
-                    yield say(f"Cannot decode: {err}")
-                yield ProgressEvent("decode", 0, done, total)
+                    yield self._say(f"Cannot decode: {err}", "warning")
+                yield ProgressEvent("decode", 0, done, total, fold=fold_tag)
                 if self._stop.is_set():
                     decoding.close()
                     break
-        for i, case in enumerate(all_cases):
+        for i, (c, key) in enumerate(todo):
             if self._stop.is_set():
                 break
             try:
-                x, ci = pre.training_samples(case)
-                samples[case.case_id] = x.astype(np.float16)
-                if ci.missing:
-                    yield say(f"Case {case.case_id}: missing {', '.join(ci.missing)} (zeros used).")
+                x, ci = pre.training_samples(c)
+                facts = {**ci.meta, "missing": ci.missing, "substituted": ci.substituted}
+                store.put(key, x, facts)
+                prepared[c.case_id] = _Prepared(key, x.shape[0], facts)
             except MriViewerError as exc:
-                yield say(f"Case {case.case_id} skipped: {exc}")
-            yield ProgressEvent("prepare", 0, i + 1, len(all_cases))
-        train_cases = [c for c in train_cases if c.case_id in samples]
-        val_cases = [c for c in val_cases if c.case_id in samples]
-        if not self._stop.is_set() and (not train_cases or not val_cases):
-            raise DatasetError("no usable training or validation case after loading; see the log")
+                yield self._say(f"Case {c.case_id} skipped: {exc}", "warning")
+            yield ProgressEvent("prepare", 0, i + 1, len(todo), fold=fold_tag)
+        if self.dist.enabled and self.dist.is_main:
+            self.dist.barrier()
+        missing = Counter(m for p in prepared.values() for m in p.facts.get("missing", []))
+        for m, n in missing.items():
+            yield self._say(f"{n} case(s) lack {m}: its channel is zeros for them.", "warning")
+        subs = Counter((a, b) for p in prepared.values() for a, b in p.facts.get("substituted", {}).items())
+        for (a, b), n in subs.items():
+            yield self._say(f"{n} case(s) use {b} in place of {a} (modality_fallback).", "warning")
+        return prepared
 
-        model, weights_msg = build_model(cfg.model, len(cfg.modalities), len(class_names), cfg.pretrained)
-        yield say(weights_msg)
-        model.to(device)
-        optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        criterion = nn.CrossEntropyLoss()
-        use_amp = bool(cfg.amp and device.type == "cuda" and torch.cuda.is_bf16_supported())
-        yield say(f"Training {cfg.model} on {device} ({'bf16 autocast' if use_amp else 'fp32'}), "
-                  f"modalities {', '.join(cfg.modalities)}, {len(class_names)} classes.")
+    def _run_one(self, cfg: TrainConfig, out: Path, tag: str):
+        import torch
 
-        train_x = [(samples[c.case_id][s], c.label) for c in train_cases for s in range(len(samples[c.case_id]))]
-        history: list[dict] = []
-        best: dict = {"epoch": None, "val_auc": math.nan, "val_loss": math.inf}
-        best_preds: dict | None = None
-        ckpt_path = self.out_dir / "best.pt"
-        ckpt_saved = False
-        cfg.save(self.out_dir / "config.json")
-        split = {"train": [c.case_id for c in train_cases], "val": [c.case_id for c in val_cases]}
+        if self._main:
+            out.mkdir(parents=True, exist_ok=True)
+            cfg.save(out / "config.json")
+        class_names = list(self.dataset.class_names)
+        cases = self._cases(cfg)
+        prepared = yield from self._prepare(cfg, cases, tag)
+        if self._stop.is_set():
+            yield self._say("Stopped before training started; no checkpoint was saved.")
+            return TrainResult(out, None, [], {}, True, self.messages, {})
+        cases = [c for c in cases if c.case_id in prepared]
+        labels = [c.label for c in cases]
+        groups = [getattr(c, "patient_id", None) or c.case_id for c in cases]
+        splits = make_splits(labels, groups, split=cfg.split, folds=cfg.folds, seed=cfg.seed, class_names=class_names)
+        unit = "patient" if self.dataset.patient_ids else "image (this dataset has no patient IDs)"
+        yield self._say(f"{len(cases)} cases, split by {unit}, seed {cfg.seed}: "
+                        + ("holdout " + "/".join(f"{round(100 * f)}" for f in cfg.split) if not cfg.folds
+                           else f"{cfg.folds}-fold cross-validation (validation carved from the training folds)") + ".")
+        if not self.dataset.patient_ids:
+            yield self._say("This dataset has no patient IDs: one patient's images may fall in several roles; "
+                            "test figures may be optimistic.", "warning")
+        for w in dict.fromkeys(w for s in splits for w in s.warnings):
+            yield self._say(f"Split: {w}.", "warning")
+        for w in self._confounds(cfg, cases, prepared, class_names):
+            yield self._say(w, "warning")
+        for w in self._near_duplicates(cases, splits):
+            yield self._say(w, "warning")
 
-        def batches(items, shuffle):
-            order = rng.permutation(len(items)) if shuffle else np.arange(len(items))
-            for start in range(0, len(items), cfg.batch_size):
-                yield [items[i] for i in order[start:start + cfg.batch_size]]
-
-        def to_tensor(arrays, flip=False):
-            x = torch.from_numpy(np.stack(arrays).astype(np.float32))
-            if flip:
-                # Random left-right flip (W axis = R-L): lesion side carries no label information here.
-                mask = torch.from_numpy(rng.random(x.shape[0]) < 0.5)
-                x[mask] = torch.flip(x[mask], dims=[-1])
-            return normalise_channels(x).to(device)
-
-        for epoch in range(1, cfg.epochs + 1):
+        folds = []
+        for k, split in enumerate(splits, start=1):
             if self._stop.is_set():
                 break
-            t0 = time.perf_counter()
-            model.train()
-            n_batches = math.ceil(len(train_x) / cfg.batch_size)
-            total, count = 0.0, 0
-            for b, batch in enumerate(batches(train_x, shuffle=True)):
-                x = to_tensor([s for s, _ in batch], flip=True)
-                y = torch.tensor([lab for _, lab in batch], device=device)
-                optimiser.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    loss = criterion(model(x), y)
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * len(batch)
-                count += len(batch)
-                yield ProgressEvent("train", epoch, b + 1, n_batches, total / count)
+            fold_dir = out if len(splits) == 1 else out / f"fold-{k}"
+            torch.manual_seed(cfg.seed + k)
+            fold = yield from self._fit(cfg, split, cases, prepared, class_names, fold_dir,
+                                        f"{tag} {split.name}".strip())
+            if fold is None:
+                break
+            folds.append(fold)
+            yield FoldEvent(split.name, k, len(splits), fold["test"])
+        return (yield from self._finish(cfg, out, folds, cases, class_names, splits))
+
+    def _finish(self, cfg, out, folds, cases, class_names, splits):
+        stopped = self._stop.is_set()
+        if not folds:
+            if stopped:
+                yield self._say("Stopped before the first epoch ended; no checkpoint was saved.")
+            return TrainResult(out, None, [], {}, stopped, self.messages, {})
+        metrics: dict = {"preset": cfg.preset, "preset_version": cfg.preset_version, "model": cfg.model,
+                         "modalities": cfg.modalities, "class_names": class_names, "stopped": stopped}
+        if len(folds) == 1 and not cfg.folds:
+            f = folds[0]
+            metrics.update(test=f["test"], validation=f["validation"], epochs=f["history"], split=f["split"])
+            chosen = f
+        else:
+            # Pooled out-of-fold predictions: each case predicted once, by a model that never saw it.
+            ids = [i for f in folds for i in f["test_pred"]["case_ids"]]
+            lab = np.concatenate([f["test_pred"]["labels"] for f in folds])
+            prob = np.concatenate([f["test_pred"]["probs"] for f in folds])
+            pooled = classification_metrics(lab, prob, class_names, seed=cfg.seed)
+            metrics.update(
+                test=pooled,
+                folds=[{"name": f["name"], "test": f["test"], "validation": f["validation"], "epochs": f["history"],
+                        "split": f["split"]} for f in folds],
+                summary=summarise_folds([f["test"] for f in folds]),
+                test_note="test = pooled out-of-fold predictions; folds = each fold's test set; summary = mean ± sd over folds",
+            )
+            if len(folds) < len(splits):
+                metrics["warnings_cv"] = f"only {len(folds)} of {len(splits)} folds finished"
+            chosen = max(folds, key=lambda f: _monitor_value(f["validation"], cfg.monitor))
+            metrics["chosen_fold"] = chosen["name"]
+            metrics["test_pred_case_ids"] = ids
+        self.warnings.extend(metrics["test"].get("warnings", []))
+        metrics["warnings"] = list(dict.fromkeys(self.warnings))
+        ckpt_path = None
+        if self._main:
+            ckpt_path = out / "best.pt"
+            if chosen["checkpoint"] != ckpt_path:
+                with atomic_path(ckpt_path) as tmp:
+                    shutil.copyfile(chosen["checkpoint"], tmp)
+            from .checkpoint import update_checkpoint
+
+            ck_metrics = {"validation": chosen["validation"], "test": chosen["test"]}
+            if "summary" in metrics:
+                ck_metrics["cv"] = {"test": metrics["test"], "summary": metrics["summary"]}
+            update_checkpoint(ckpt_path, metrics=ck_metrics)
+            write_json(out / "metrics.json", metrics)
+            self._write_predictions(out / "predictions.csv", folds, class_names)
+        title = "Test (pooled out-of-fold)" if "folds" in metrics else "Test"
+        for line in format_metrics(metrics["test"], title=title).splitlines():
+            yield self._say(line)
+        if "summary" in metrics:
+            s = metrics["summary"].get("auc", {})
+            if s.get("mean") is not None:
+                yield self._say(f"AUC over {len(folds)} folds: {s['mean']:.3f} ± {(s.get('sd') or 0):.3f} (mean ± sd).")
+        return TrainResult(out, ckpt_path, chosen["history"], chosen["validation"], stopped, self.messages, metrics)
+
+    def _write_predictions(self, path: Path, folds, class_names) -> None:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["case_id", "fold", "split", "label", "predicted"] + [f"p_{n}" for n in class_names])
+            for f in folds:
+                tp = f["test_pred"]
+                for cid, lab, p in zip(tp["case_ids"], tp["labels"], tp["probs"], strict=True):
+                    w.writerow([csv_text(cid), f["name"], "test", class_names[int(lab)],
+                                class_names[int(np.argmax(p))]] + [f"{v:.6f}" for v in p])
+
+    # ------------------------------------------------------------------ checks before training
+    def _confounds(self, cfg, cases, prepared, class_names) -> list[str]:
+        from .confounds import confound_warnings
+
+        rows = []
+        for c in cases:
+            f = prepared[c.case_id].facts
+            rows.append({"case_id": c.case_id, "label": c.label, "source": getattr(c, "source", None),
+                         "spacing_mm": tuple(f["spacing_mm"]) if f.get("spacing_mm") else None,
+                         "shape": tuple(f["shape"]) if f.get("shape") else None,
+                         "modalities": tuple(f.get("modalities") or ()), "scanner": f.get("scanner"),
+                         "dtype": f.get("dtype")})
+        return confound_warnings(rows, class_names)
+
+    def _near_duplicates(self, cases, splits) -> list[str]:
+        if not cases or not all(c.is_2d for c in cases):
+            return []
+        from .duplicates import cross_role_duplicates
+
+        return cross_role_duplicates(cases, splits)
+
+    # ------------------------------------------------------------------ one fold
+    def _fit(self, cfg: TrainConfig, split: Split, cases, prepared, class_names, out: Path, fold_tag: str):
+        import torch
+        from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+        from .models import build_model, freeze, keep_frozen_bn_eval
+
+        dist, device = self.dist, self.device
+        if self._main:
+            out.mkdir(parents=True, exist_ok=True)
+        train_cases = [cases[i] for i in split.train]
+        val_cases = [cases[i] for i in split.val]
+        test_cases = [cases[i] for i in split.test]
+        role_ids = {"train": [c.case_id for c in train_cases], "validation": [c.case_id for c in val_cases],
+                    "test": [c.case_id for c in test_cases]}
+        yield self._say(f"{split.name}: {len(train_cases)} train, {len(val_cases)} validation, {len(test_cases)} test "
+                        f"({_count_by_class(test_cases, class_names)} in test).")
+        absent = [class_names[k] for k in range(len(class_names)) if k not in {c.label for c in train_cases}]
+        if absent:
+            yield self._say(f"{split.name}: no training case of {', '.join(absent)}; the model cannot learn "
+                            f"{'it' if len(absent) == 1 else 'them'} in this fold.", "warning")
+        n_out = 1 if cfg.loss == "bce" else len(class_names)
+        in_ch = 3 if cfg.color == "rgb" and all(c.is_2d for c in cases) else len(cfg.modalities)
+        model, weights_msg = build_model(cfg.model, in_ch, n_out, cfg.pretrained, stem=cfg.stem, head=cfg.head,
+                                         dropout=cfg.dropout)
+        yield self._say(weights_msg)
+        if cfg.freeze == "backbone" and "random weights" in weights_msg:
+            yield self._say("The backbone is frozen but has no pretrained weights: the first phase trains the head "
+                            "on random features.", "warning")
+        model.to(device)
+        amp = resolve_amp(cfg.amp, device)
+        if cfg.amp == "fp16" and device.type != "cuda":
+            yield self._say("fp16 autocast needs CUDA; training in fp32.", "warning")
+        scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+        criterion = self._criterion(cfg, train_cases, len(class_names), device)
+        yield self._say(f"Training {cfg.model} on {device}"
+                        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+                        + f", {_amp_name(amp)}, modalities {', '.join(cfg.modalities)}, {len(class_names)} classes, "
+                        f"loss {cfg.loss}, {cfg.optimizer} lr {cfg.lr:g}.")
+
+        items = [(prepared[c.case_id].key, s, c.label) for c in train_cases for s in range(prepared[c.case_id].n)]
+        train_ds = SampleDataset(self.store, items, make_augment(cfg, cfg.seed + dist.rank), cfg.normalise)
+        history: list[dict] = []
+        best: dict = {}
+        best_state = None
+        ckpt_path = out / "best.pt"
+        epoch = 0
+        total_epochs = cfg.total_epochs
+        phases = cfg.phases()
+        for pi, phase in enumerate(phases):
+            if self._stop.is_set():
+                break
+            freeze(model, cfg.model, phase["freeze"])
+            params = [p for p in model.parameters() if p.requires_grad]
+            opt = _optimizer(cfg, params, phase["lr"])
+            sched = _scheduler(cfg, opt)
+            net = model
+            if dist.enabled:
+                from torch.nn.parallel import DistributedDataParallel
+
+                net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+            gen = torch.Generator().manual_seed(cfg.seed + 1000 * pi)
+            sampler = (DistributedSampler(train_ds, dist.world_size, dist.rank, shuffle=True, seed=cfg.seed)
+                       if dist.enabled else RandomSampler(train_ds, generator=gen))
+            nw = worker_count(cfg)
+            bs = phase["batch_size"]
+            per_rank = len(train_ds) // dist.world_size
+            # A last batch of one sample breaks BatchNorm in training mode: drop that straggler.
+            loader = DataLoader(train_ds, batch_size=bs, sampler=sampler, num_workers=nw,
+                                persistent_workers=nw > 0, pin_memory=device.type == "cuda",
+                                drop_last=per_rank > bs and per_rank % bs == 1)
+            if len(phases) > 1:
+                yield self._say(f"Phase {pi + 1} of {len(phases)}: {phase['name']}, {phase['epochs']} epochs, "
+                                f"lr {phase['lr']:g}, batch {phase['batch_size']}, "
+                                f"{sum(p.numel() for p in params):,} trainable parameters.")
+            waited = 0
+            for _ in range(phase["epochs"]):
                 if self._stop.is_set():
                     break
-            if self._stop.is_set() and b + 1 < n_batches:
-                yield say(f"Stopped during epoch {epoch}; it is not counted.")
-                break
-            train_loss = total / max(count, 1)
+                epoch += 1
+                t0 = time.perf_counter()
+                if isinstance(sampler, DistributedSampler):
+                    sampler.set_epoch(epoch)
+                net.train()
+                keep_frozen_bn_eval(model)
+                total, count, n_batches, b = 0.0, 0, len(loader), 0
+                for b, (x, y) in enumerate(loader, start=1):
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                    opt.zero_grad(set_to_none=True)
+                    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                        loss = _loss(criterion, net(x), y)
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        loss.backward()
+                        opt.step()
+                    total += float(loss.detach()) * len(y)
+                    count += len(y)
+                    if self._main:
+                        yield ProgressEvent("train", epoch, b, n_batches, total / count, fold_tag, total_epochs)
+                    if self._stop.is_set():
+                        break
+                if self._stop.is_set() and b < n_batches:
+                    yield self._say(f"Stopped during epoch {epoch}; it is not counted.")
+                    break
+                train_loss, _ = dist.mean(total / max(count, 1), count)
+                val_loss, labels, probs = self._predict(model, val_cases, prepared, cfg, criterion, amp)
+                record = {
+                    "epoch": epoch, "phase": phase["name"], "fold": fold_tag, "lr": float(opt.param_groups[0]["lr"]),
+                    "train_loss": train_loss, "val_loss": val_loss, "val_auc": auc(labels, probs),
+                    "val_accuracy": accuracy(labels, probs), "seconds": time.perf_counter() - t0,
+                }
+                improved = _improves(record, best, cfg.monitor)
+                record["is_best"] = bool(improved)
+                history.append(record)
+                if improved:
+                    waited = 0
+                    best = {k: record[k] for k in ("epoch", "val_auc", "val_loss", "val_accuracy")}
+                    best.update(monitor=cfg.monitor, n_cases=len(val_cases),
+                                n_per_class=_count_by_class(val_cases, class_names, as_dict=True))
+                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                    if self._main:
+                        save_checkpoint(ckpt_path, new_checkpoint(
+                            best_state, cfg, class_names, n_out, metrics={"validation": best}, history=history,
+                            split=role_ids, fold=split.name, dataset_root=str(self.dataset.root)))
+                else:
+                    waited += 1
+                if sched is not None:
+                    if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                        sched.step(_monitor_value(record, cfg.monitor, for_min=True))
+                    else:
+                        sched.step()
+                if self._main:
+                    yield EpochEvent(dict(record))
+                if cfg.early_stopping and waited >= cfg.early_stopping:
+                    yield self._say(f"Early stopping at epoch {epoch}: {cfg.monitor} has not improved for "
+                                    f"{waited} epochs (best epoch {best.get('epoch')}).")
+                    break
+                if dist.enabled and dist.any(self._stop.is_set()):
+                    self._stop.set()
+            if best_state is not None and pi + 1 < len(phases):
+                model.load_state_dict(best_state)  # fine-tune from the best epoch of this phase
+        if best_state is None:
+            return None
+        # Test: the chosen epoch's weights on cases never used for training or selection.
+        model.load_state_dict(best_state)
+        _, t_labels, t_probs = self._predict(model, test_cases, prepared, cfg, criterion, amp)
+        test = classification_metrics(t_labels, t_probs, class_names, seed=cfg.seed)
+        if self._main:
+            from .checkpoint import update_checkpoint
 
-            val_loss, labels, probs = self._validate(model, val_cases, samples, to_tensor, criterion, device, use_amp)
-            val_auc = auc(labels, probs)
-            record = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "val_auc": val_auc,
-                "val_accuracy": accuracy(labels, probs),
-                "seconds": time.perf_counter() - t0,
-            }
-            improved = _improves(val_auc, val_loss, best)
-            record["is_best"] = bool(improved)
-            history.append(record)
-            if improved:
-                best = {"epoch": epoch, "val_auc": val_auc, "val_loss": val_loss, "val_accuracy": record["val_accuracy"]}
-                best_preds = {"case_ids": [c.case_id for c in val_cases], "labels": labels.tolist(), "probs": probs.tolist()}
-                self._save_checkpoint(ckpt_path, model, class_names, best, history, split)
-                ckpt_saved = True
-            self._save_json("metrics.json", {"epochs": history, "best": best, "split": split})
-            yield EpochEvent(dict(record))
+            update_checkpoint(ckpt_path, metrics={"validation": best, "test": test}, history=history)
+        yield self._say(f"{split.name}: chosen epoch {best['epoch']} on validation {cfg.monitor}; "
+                        f"test AUC {_fmt(test.get('auc'))} on {len(test_cases)} cases.")
+        return {"name": split.name, "history": history, "validation": best, "test": test, "split": role_ids,
+                "checkpoint": ckpt_path,
+                "test_pred": {"case_ids": role_ids["test"], "labels": t_labels, "probs": t_probs}}
 
-        stopped = self._stop.is_set()
-        if best_preds is not None:
-            lo, hi = bootstrap_auc_ci(np.array(best_preds["labels"]), np.array(best_preds["probs"]), seed=cfg.seed)
-            best["val_auc_ci95"] = [lo, hi]
-            best["n_val_cases"] = len(best_preds["labels"])
-            best["val_predictions"] = best_preds
-            self._save_checkpoint(ckpt_path, None, class_names, best, history, split, update_only=True)
-            self._save_json("metrics.json", {"epochs": history, "best": best, "split": split})
-            yield say(
-                f"Best epoch {best['epoch']}: validation AUC {_fmt(best['val_auc'])} "
-                f"(95% CI {_fmt(lo)}–{_fmt(hi)}, {best['n_val_cases']} cases)."
-            )
-        elif stopped:
-            yield say("Stopped before the first epoch ended; no checkpoint was saved.")
-        return TrainResult(self.out_dir, ckpt_path if ckpt_saved else None, history, best, stopped, messages)
+    def _criterion(self, cfg, train_cases, n_classes, device):
+        import torch
+        from torch import nn
 
-    def _validate(self, model, val_cases, samples, to_tensor, criterion, device, use_amp):
+        if cfg.loss == "bce":
+            return nn.BCEWithLogitsLoss()
+        if cfg.loss == "weighted_ce":
+            counts = np.bincount([c.label for c in train_cases], minlength=n_classes).astype(float)
+            weights = 1.0 - counts / counts.sum()
+            weights[counts == 0] = 1.0
+            if (counts > 0).sum() < 2:  # one class only: W = 0 would make the loss 0/0
+                weights[:] = 1.0
+            return nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32, device=device))
+        return nn.CrossEntropyLoss()
+
+    def _predict(self, model, cases, prepared, cfg, criterion, amp):
+        """Case-level probabilities ``(N, K)`` (mean over a 2D case's slices) and the mean
+        per-sample loss; cases are sharded over ranks and gathered, so every rank returns all."""
         import torch
 
         model.eval()
-        losses, n = 0.0, 0
-        case_probs = []
+        mine = list(enumerate(cases))[self.dist.rank::self.dist.world_size]
+        out, loss_sum, n = [], 0.0, 0
         with torch.no_grad():
-            for case in val_cases:
-                arr = samples[case.case_id]
+            for i, case in mine:
+                arr = self.store.get(prepared[case.case_id].key)[0]
                 parts = []
-                for start in range(0, len(arr), self.config.batch_size):
-                    x = to_tensor(list(arr[start:start + self.config.batch_size]))
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                for start in range(0, len(arr), max(cfg.batch_size, 1)):
+                    x = torch.from_numpy(np.asarray(arr[start:start + cfg.batch_size], dtype=np.float32))
+                    x = normalise_channels(x, cfg.normalise).to(self.device)
+                    with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
                         logits = model(x).float()
-                    y = torch.full((x.shape[0],), case.label, device=device)
-                    losses += float(criterion(logits, y)) * x.shape[0]
+                    y = torch.full((x.shape[0],), case.label, device=self.device)
+                    loss_sum += float(_loss(criterion, logits, y)) * x.shape[0]
                     n += x.shape[0]
-                    parts.append(torch.softmax(logits, dim=1).cpu().numpy())
-                case_probs.append(np.concatenate(parts).mean(axis=0))
-        labels = np.array([c.label for c in val_cases], dtype=int)
-        return losses / max(n, 1), labels, np.stack(case_probs)
+                    parts.append(probabilities(logits).cpu().numpy())
+                out.append((i, np.concatenate(parts).mean(axis=0)))
+        gathered = [item for part in self.dist.gather(out) for item in part]
+        gathered.sort(key=lambda t: t[0])
+        loss_mean, _ = self.dist.mean(loss_sum / max(n, 1), n)
+        labels = np.array([c.label for c in cases], dtype=int)
+        probs = np.stack([p for _, p in gathered]) if gathered else np.zeros((0, len(self.dataset.class_names)))
+        return loss_mean, labels, probs
 
-    def _save_checkpoint(self, path, model, class_names, best, history, split, update_only=False):
-        import torch
 
-        if update_only:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            ckpt = {
-                "format": CHECKPOINT_FORMAT,
-                "format_version": 1,
-                "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "config": self.config.to_dict(),
-                "class_names": list(class_names),
-                "dataset_root": str(self.dataset.root),
-                "software_version": __version__,
-                "created": _dt.datetime.now().isoformat(timespec="seconds"),
-            }
-        ckpt["metrics"] = json_safe(best)
-        ckpt["history"] = json_safe(history)
-        ckpt["split"] = split
-        tmp = path.with_suffix(".tmp")
-        torch.save(ckpt, tmp)
-        tmp.replace(path)
+def _loss(criterion, logits, y):
+    from torch import nn
+
+    if isinstance(criterion, nn.BCEWithLogitsLoss):
+        return criterion(logits[:, 0].float(), y.float())
+    return criterion(logits.float(), y)
+
+
+def _optimizer(cfg: TrainConfig, params, lr: float):
+    import torch
+
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+
+
+def _scheduler(cfg: TrainConfig, opt):
+    import torch
+
+    s = torch.optim.lr_scheduler
+    if cfg.scheduler == "step":
+        return s.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    if cfg.scheduler == "exponential":
+        return s.ExponentialLR(opt, gamma=cfg.gamma)
+    if cfg.scheduler == "plateau":
+        return s.ReduceLROnPlateau(opt, mode="min", factor=cfg.gamma, patience=cfg.plateau_patience)
+    return None
+
+
+def _monitor_value(record: dict, monitor: str, for_min: bool = False) -> float:
+    """The monitored validation value of ``record`` as "higher is better" (or, with
+    ``for_min``, "lower is better" for ReduceLROnPlateau); undefined values rank last."""
+    v = record.get(monitor) if record else None
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return math.inf if for_min else -math.inf
+    v = float(v)
+    higher = monitor != "val_loss"
+    return (-v if higher else v) if for_min else (v if higher else -v)
+
+
+def _improves(record: dict, best: dict, monitor: str) -> bool:
+    """Model selection on validation: a better ``monitor`` wins; on a tie (within 1e-9, e.g.
+    AUC 1.0 twice) or when it is undefined, the lower validation loss wins."""
+    if not best:
+        return True
+    a, b = _monitor_value(record, monitor), _monitor_value(best, monitor)
+    if a > b + 1e-9:
+        return True
+    if abs(a - b) <= 1e-9 or (math.isinf(a) and math.isinf(b)):
+        return record["val_loss"] < best["val_loss"]
+    return False
+
+
+def _count_by_class(cases, class_names, as_dict=False):
+    c = Counter(x.label for x in cases)
+    d = {class_names[k]: c[k] for k in sorted(c)}
+    return d if as_dict else ", ".join(f"{k} {v}" for k, v in d.items())
+
+
+def _amp_name(amp) -> str:
+    import torch
+
+    return {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast + loss scaling"}[amp]
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
 def run_training(
@@ -368,36 +770,3 @@ def run_training(
             return done.value
         for cb in callbacks:
             cb(event)
-
-
-def _improves(val_auc: float, val_loss: float, best: dict) -> bool:
-    """Model selection: a higher validation AUC wins; on an equal AUC (within 1e-9, e.g. both
-    1.0 on an easy set) or an undefined one, the lower validation loss wins."""
-    best_auc = best["val_auc"]
-    if math.isnan(val_auc):
-        return math.isnan(best_auc) and val_loss < best["val_loss"]
-    if math.isnan(best_auc) or val_auc > best_auc + 1e-9:
-        return True
-    return abs(val_auc - best_auc) <= 1e-9 and val_loss < best["val_loss"]
-
-
-def _fmt(v: float) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
-
-
-def json_safe(obj):
-    """``obj`` with NaN/inf floats as ``None`` and numpy values as Python ones (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj

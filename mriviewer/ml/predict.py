@@ -24,12 +24,22 @@ from ..errors import CheckpointError
 from ..volume import Volume
 from .config import TrainConfig
 from .data import CaseInput, Preprocessor, normalise_channels
-from .engine import CHECKPOINT_FORMAT, resolve_device
+from .engine import probabilities, resolve_device
 
 __all__ = ["Predictor", "Prediction", "GradCamResult", "MAX_CAM_SLICES", "head_mask"]
 
 #: Upper bound on slices run through a 2D model for one Grad-CAM volume.
 MAX_CAM_SLICES = 64
+
+#: Smallest in-plane size (cells per side) of the feature map Grad-CAM reads.
+MIN_CAM_CELLS = 4
+
+#: Earlier blocks to fall back on, deepest first, when the last block's map is too coarse.
+_EARLIER_BLOCKS = {
+    "resnet18-2d": ("layer3", "layer2"), "r3d-18": ("layer3", "layer2"), "mc3-18": ("layer3", "layer2"),
+    "r2plus1d-18": ("layer3", "layer2"), "efficientnet-b0-2d": ("features.6", "features.4", "features.3"),
+    "cnn3d": ("features.0",),
+}
 
 
 @dataclass
@@ -90,45 +100,59 @@ class Predictor:
         self.checkpoint = checkpoint
         self.path = path
         self._cam = None
+        self._cam_shape = None
         # The GUI predicts all cases in one worker while another computes Grad-CAM: the model
         # (and MONAI's hooks on it) serve one of them at a time.
         self._lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> Predictor:
-        """Read a checkpoint written by :class:`~mriviewer.ml.engine.Trainer`.
+        """Read a checkpoint (:func:`~.checkpoint.load_checkpoint`) and build its network.
 
         Raises:
-            CheckpointError: missing file, not an mriviewer checkpoint, or weights that do not
-                fit the model it names.
+            CheckpointError: missing file, not an mriviewer checkpoint, an invalid config, or
+                weights that do not fit the model it names.
         """
-        import torch
+        from .checkpoint import load_checkpoint, model_from_checkpoint
 
-        from .models import build_model
-
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: checkpoint file not found")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise CheckpointError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from exc
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path}: not an mriviewer checkpoint")
-        config = TrainConfig.from_dict(ckpt["config"])
-        class_names = list(ckpt["class_names"])
-        model, _ = build_model(config.model, len(config.modalities), len(class_names), "none")
-        try:
-            model.load_state_dict(ckpt["model_state"])
-        except RuntimeError as exc:
-            raise CheckpointError(f"{path}: weights do not fit {config.model} ({exc})") from exc
-        return cls(model, config, class_names, ckpt, path, device)
+        ckpt = load_checkpoint(path)
+        model = model_from_checkpoint(ckpt)
+        return cls(model, ckpt["config"], list(ckpt["class_names"]), ckpt, Path(path), device)
 
     @property
     def metrics(self) -> dict:
-        """The checkpoint's best-epoch validation metrics (``epoch``, ``val_auc``,
-        ``val_auc_ci95``, ``val_loss``, ``val_accuracy``)."""
+        """The checkpoint's metrics: ``{"validation": chosen epoch, "test": test metrics with
+        intervals and warnings (``None`` for checkpoints without a test set), "cv": …}``."""
         return dict(self.checkpoint.get("metrics", {}))
+
+    @property
+    def test_metrics(self) -> dict | None:
+        """The reported (test) metrics, or ``None``."""
+        return self.metrics.get("test") or None
+
+    def role_of(self, case_id: str) -> str:
+        """``"train"``, ``"validation"``, ``"test"`` (the checkpoint's recorded split) or
+        ``"external"`` for a case the run never saw."""
+        for role in ("train", "validation", "test"):
+            if case_id in set(self.checkpoint.get("split", {}).get(role, [])):
+                return role
+        return "external"
+
+    def check_modalities(self, available: list[str], allow_missing: bool = False) -> list[str]:
+        """The model's modalities absent from ``available`` (a dataset's); with some missing
+        and ``allow_missing`` false this is an error, never silent zeros.
+
+        Raises:
+            CheckpointError: the data lacks a modality the model was trained on.
+        """
+        wanted = self.config.modalities
+        subs = self.config.modality_fallback
+        missing = [m for m in wanted if m not in available and not any(s in available for s in subs.get(m, []))]
+        if missing and not allow_missing and not (self.config.color == "rgb"):
+            raise CheckpointError(
+                f"the model was trained on {', '.join(wanted)}; this data lacks {', '.join(missing)} "
+                "(use --allow-missing-modality to predict with zeros in those channels)")
+        return missing
 
     def preprocessor(self, loader) -> Preprocessor:
         return Preprocessor(self.config, loader)
@@ -136,7 +160,8 @@ class Predictor:
     def _tensor(self, array: np.ndarray):
         import torch
 
-        return normalise_channels(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))).to(self.device)
+        x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        return normalise_channels(x, self.config.normalise).to(self.device)
 
     def predict_input(self, ci: CaseInput, pre: Preprocessor) -> np.ndarray:
         """Class probabilities ``(K,)`` for a preprocessed case (mean over slices for 2D)."""
@@ -144,7 +169,7 @@ class Predictor:
 
         with self._lock, torch.no_grad():
             logits = self.model(self._tensor(pre.samples(ci))).float()
-            probs = torch.softmax(logits, dim=1).mean(dim=0).cpu().numpy()
+            probs = probabilities(logits).mean(dim=0).cpu().numpy()
         return probs
 
     def predict(self, case: Case, loader) -> Prediction:
@@ -171,16 +196,44 @@ class Predictor:
         with self._lock:
             return self._gradcam(ci, class_index)
 
+    def cam_layer(self, sample_shape: tuple[int, ...]) -> str:
+        """The Grad-CAM layer for inputs of ``sample_shape`` (``(C, H, W)`` or ``(C, D, H, W)``):
+        the model's last block (:func:`~.models.target_layer_name`), or the deepest earlier
+        block whose in-plane map has at least :data:`MIN_CAM_CELLS` cells per side — at small
+        inputs ResNet's ``layer4`` is 1×1 and its map says nothing about where."""
+        import torch
+
+        from .models import target_layer_name
+
+        candidates = (target_layer_name(self.config.model),) + _EARLIER_BLOCKS.get(self.config.model, ())
+        sizes = {}
+        hooks = []
+        for name in candidates:
+            mod = self.model.get_submodule(name)
+            hooks.append(mod.register_forward_hook(lambda _m, _i, out, n=name: sizes.__setitem__(n, out.shape[-2:])))
+        try:
+            with torch.no_grad():
+                self.model(torch.zeros((1,) + tuple(sample_shape), device=self.device))
+        finally:
+            for h in hooks:
+                h.remove()
+        for name in candidates:
+            if min(sizes.get(name, (0, 0))) >= MIN_CAM_CELLS:
+                return name
+        return max(candidates, key=lambda n: min(sizes.get(n, (0, 0))))
+
     def _gradcam(self, ci: CaseInput, class_index: int) -> GradCamResult:
         import torch
         import torch.nn.functional as F
         from monai.visualize import GradCAM
 
-        if self._cam is None:
-            from .models import target_layer_name
-
-            self._cam = GradCAM(nn_module=self.model, target_layers=target_layer_name(self.config.model),
-                                postprocessing=lambda x: x)
+        shape = ci.array.shape if self.config.is_3d else (ci.array.shape[0],) + ci.array.shape[2:]
+        if self._cam is None or self._cam_shape != shape:
+            net, layer = self.model, self.cam_layer(shape)
+            if self.checkpoint.get("n_outputs", 2) == 1:  # one BCE logit z: explain [−z/2, z/2]
+                net, layer = _TwoLogits(self.model), f"net.{layer}"
+            self._cam = GradCAM(nn_module=net, target_layers=layer, postprocessing=lambda x: x)
+            self._cam_shape = shape
         if self.config.is_3d:
             x = self._tensor(ci.array[None])
             cam = self._cam(x, class_idx=class_index)[0, 0]  # (D, H, W)
@@ -196,7 +249,10 @@ class Predictor:
             for start in range(0, len(idx), 16):
                 chunk = idx[start:start + 16]
                 x = self._tensor(ci.array[:, chunk].transpose(1, 0, 2, 3))
-                cam[torch.from_numpy(chunk)] = self._cam(x, class_idx=class_index)[:, 0].detach().float().cpu()
+                maps = self._cam(x, class_idx=class_index)[:, 0].detach().float().cpu()
+                with torch.no_grad():  # each slice's map weighted by that slice's probability of the class
+                    p = probabilities(self.model(x))[:, class_index].float().cpu()
+                cam[torch.from_numpy(chunk)] = maps * p[:, None, None]
             if len(idx) < head.size:  # fill skipped slices inside the head by linear interpolation
                 for d in range(head[0], head[-1] + 1):
                     if d not in idx:
@@ -205,6 +261,11 @@ class Predictor:
                         w = (d - a) / (b - a)
                         cam[d] = (1 - w) * cam[a] + w * cam[b]
         cam = cam.detach().float().cpu()
+        mid = ci.meta.get("grid_mid")
+        if mid is not None:  # undo the centre pad/crop of the network grid (MONAI's is symmetric)
+            from monai.transforms import ResizeWithPadOrCrop
+
+            cam = torch.as_tensor(ResizeWithPadOrCrop(spatial_size=tuple(mid))(cam[None]))[0]
         ref = ci.reference
         target = (ref.shape[2], ref.shape[1], ref.shape[0])  # (K, J, I)
         cam = F.interpolate(cam[None, None], size=target, mode="trilinear", align_corners=False)[0, 0]
@@ -215,3 +276,22 @@ class Predictor:
             cam = cam / peak
         self.model.zero_grad(set_to_none=True)
         return GradCamResult(np.ascontiguousarray(cam, dtype=np.float32), ref, class_index)
+
+
+class _TwoLogits:
+    """Wraps a one-logit (BCE) network as two logits ``[−z/2, z/2]``, whose softmax is
+    ``[1 − σ(z), σ(z)]``, so Grad-CAM can explain either class."""
+
+    def __new__(cls, net):
+        import torch
+
+        class TwoLogits(torch.nn.Module):
+            def __init__(self, net):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x):
+                z = self.net(x)[:, :1]
+                return torch.cat([-z / 2, z / 2], dim=1)
+
+        return TwoLogits(net).eval()
