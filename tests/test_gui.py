@@ -163,3 +163,230 @@ def test_no_path_offers_the_demo(qtbot, tmp_path, monkeypatch):
     assert win.dataset.layout == "rsna-miccai" and len(win.dataset.cases) == 32
     assert not button.isVisible()
     qtbot.waitUntil(lambda: not win.workers.busy, timeout=60000)
+
+
+# ---------------------------------------------------------------------------- the Train panel
+@pytest.fixture
+def panel(qtbot):
+    from mriviewer.ui.train_panel import TrainPanel
+
+    p = TrainPanel()
+    qtbot.addWidget(p)
+    p.resize(420, 800)
+    p.show()
+    return p
+
+
+def test_every_config_field_has_an_editor(panel):
+    from dataclasses import fields
+
+    from mriviewer.ml.config import CHOICES, MODEL_NAMES, TrainConfig
+
+    keys = {f.name for f in fields(TrainConfig)} - {"preset", "preset_version", "overrides", "model", "modalities"}
+    assert keys == set(panel.fields)
+    assert [panel.model.itemText(i) for i in range(panel.model.count())] == list(MODEL_NAMES)
+    for key, allowed in CHOICES.items():
+        if key != "model":
+            box = panel.fields[key].editor
+            assert [box.itemText(i) for i in range(box.count())] == list(allowed)
+    assert panel.fields["per_modality"].editor.__class__.__name__ == "QCheckBox"
+    assert panel.fields["split"].editor.text() == "[0.7, 0.15, 0.15]"
+    # The preset picker offers "(none)" and every preset, "name — task", with notes on hover.
+    from mriviewer.ml.presets import list_presets
+
+    names = [panel.preset_combo.itemData(i) for i in range(panel.preset_combo.count())]
+    assert names == [""] + [p.name for p in list_presets()]
+    assert " — " in panel.preset_combo.itemText(1)
+
+
+def test_preset_fills_editors_and_config_records_overrides(panel, qtbot):
+    from mriviewer.ml.presets import get_preset
+
+    panel.set_modalities(["FLAIR", "T1w", "T1wCE", "T2w"])
+    panel.preset_combo.setCurrentIndex(panel.preset_combo.findData("mgmt-cnn3d-flair"))
+    assert panel.model.currentText() == "cnn3d"
+    assert panel.depth.value() == 32 and panel.depth.isEnabled()
+    assert panel.fields["loss"].editor.currentText() == "bce"
+    assert panel.fields["scheduler"].editor.currentText() == "exponential"
+    assert panel.fields["augment"].editor.text() == "{}"
+    assert not panel.fields["slices_per_case"].editor.isEnabled()  # a 2D-only setting, greyed for cnn3d
+    assert [m for m, cb in panel.modality_checks.items() if cb.isChecked()] == ["FLAIR"]
+    preset = get_preset("mgmt-cnn3d-flair")
+    assert preset.summary in panel.preset_info.text() and "notes" in panel.preset_info.text()
+    assert preset.notes[0][:30] in panel.preset_combo.toolTip()
+    cfg = panel.config()
+    assert (cfg.preset, cfg.preset_version, cfg.overrides) == ("mgmt-cnn3d-flair", preset.version, {})
+    assert cfg.to_dict() == preset.config().to_dict()
+    # An edit is recorded as an override of the preset, and its label turns bold.
+    panel.epochs.setValue(3)
+    panel.fields["split"].editor.setText("[0.5, 0.25, 0.25]")
+    cfg = panel.config()
+    assert cfg.preset == "mgmt-cnn3d-flair" and cfg.epochs == 3
+    assert cfg.overrides == {"epochs": 3, "split": [0.5, 0.25, 0.25]}
+    assert panel.field_labels["epochs"].font().bold() and not panel.field_labels["lr"].font().bold()
+    # Learning rates are shown and stepped in scientific terms.
+    assert panel.lr.text() == "0.0001"
+    panel.lr.stepBy(1)
+    assert panel.config().lr == pytest.approx(2e-4)
+    # Another preset loads all of its values.
+    panel.select_preset("grading-r3d-18")
+    cfg = panel.config()
+    assert cfg.model == "r3d-18" and cfg.folds == 3 and cfg.modality_fallback == {"T1wCE": ["T1w"]}
+    assert cfg.overrides == {} and cfg.epochs == 30
+
+
+def test_invalid_edit_is_a_config_error_naming_the_key(panel):
+    from mriviewer.errors import ConfigError
+
+    panel.set_modalities(["FLAIR"])
+    panel.fields["split"].editor.setText("[0.7, 0.15")
+    with pytest.raises(ConfigError, match="split"):
+        panel.config()
+    assert "d00" in panel.fields["split"].editor.styleSheet()  # outlined
+    panel.fields["split"].editor.setText("[0.7, 0.2, 0.2]")  # valid JSON, invalid value
+    with pytest.raises(ConfigError, match="split"):
+        panel.config()
+    panel.fields["split"].editor.setText("[0.7, 0.15, 0.15]")
+    panel.fields["augment"].editor.setText('{"flip_lr": 2}')
+    with pytest.raises(ConfigError, match="augment.flip_lr"):
+        panel.config()
+    panel.fields["augment"].editor.setText('{"flip_lr": 0.5}')
+    panel.modality_checks["FLAIR"].setChecked(False)
+    with pytest.raises(ConfigError, match="modalities"):
+        panel.config()
+
+
+def test_apply_settings_and_device_line(panel, qtbot):
+    panel.set_modalities(["FLAIR", "T1wCE"])
+    panel.apply_settings({"model": "resnet18-2d", "modalities": ["T1wCE"], "epochs": 10, "image_size": 128,
+                          "lr": 1, "split": [0.6, 0.2, 0.2], "image_size_typo": 3, "depth": "deep"})
+    assert panel.modality_checks["T1wCE"].isChecked() and not panel.modality_checks["FLAIR"].isChecked()
+    cfg = panel.config()
+    assert (cfg.epochs, cfg.image_size, cfg.lr, cfg.split) == (10, 128, 1.0, [0.6, 0.2, 0.2])
+    assert "image_size_typo" in panel.log.toPlainText() and "depth" in panel.log.toPlainText()
+    qtbot.waitUntil(lambda: "CPU" in panel.device_label.text() or "CUDA" in panel.device_label.text(),
+                    timeout=60000)
+
+
+def test_progress_eta_folds_log_and_warnings(panel):
+    from mriviewer.ml.config import TrainConfig
+    from mriviewer.ml.engine import EpochEvent, LogEvent, ProgressEvent
+
+    panel.set_running(True, TrainConfig(folds=3, epochs=4))
+    assert not panel.train_button.isEnabled() and panel.stop_button.isEnabled()
+    for step in range(1, 5):
+        panel.show_event(ProgressEvent("train", 2, step, 8, 0.7, "fold 2", 4))
+        panel._clock["train"] += 2.0  # pretend batches take time
+    assert "fold 2 of 3" in panel.overall.format() and "ETA" in panel.overall.format()
+    # fold 2 of 3, epoch 2 of 4, half of its batches: (1 + (1 + 4/8) / 4) / 3
+    assert panel.overall.value() == pytest.approx(1000 * (1 + 1.5 / 4) / 3, abs=1)
+    assert "epoch 2/4" in panel.progress.format() and panel.progress.value() == 4
+    rec = {"epoch": 1, "phase": "train", "fold": "fold 2", "lr": 1e-3, "train_loss": 0.7, "val_loss": 0.69,
+           "val_auc": 0.6, "val_accuracy": 0.5, "seconds": 1.0, "is_best": True}
+    panel.show_event(EpochEvent(rec))
+    panel.show_event(EpochEvent({**rec, "epoch": 2, "lr": 1e-4, "val_auc": float("nan"), "is_best": False}))
+    assert list(panel.lr_curve.yData) == pytest.approx([1e-3, 1e-4])  # getData() is log10-mapped
+    assert list(panel.auc_curve.getData()[0]) == [1]
+    for i in range(200):
+        panel.show_event(LogEvent(f"line {i}"))
+    panel.show_event(LogEvent("too few cases", "warning"))
+    bar = panel.log.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == bar.maximum()  # follows new lines
+    assert panel.warnings == ["too few cases"] and panel.warning_list.count() == 1
+    assert "Warnings (1)" in panel.tabs.tabText(panel._warnings_tab)
+    last = panel.log.document().lastBlock()
+    colour = last.begin().fragment().charFormat().foreground().color().name()
+    assert colour != "#000000" and "too few cases" in last.text()
+    panel.set_running(False)
+    assert panel.warnings == ["too few cases"]  # still there after the run
+
+
+def test_results_for_cv_per_modality_and_multiclass(panel):
+    import numpy as np
+
+    from mriviewer.ml.metrics import classification_metrics, summarise_folds
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 20)
+    probs = np.clip(labels * 0.3 + rng.random(20) * 0.7, 0, 1)
+    pooled = classification_metrics(labels, np.stack([1 - probs, probs], 1), ["a", "b"], n_boot=50)
+    folds = [classification_metrics(labels[i::2], np.stack([1 - probs[i::2], probs[i::2]], 1), ["a", "b"],
+                                     n_boot=50) for i in range(2)]
+    panel.show_results({"test": pooled, "folds": [{"test": f} for f in folds], "summary": summarise_folds(folds),
+                        "warnings": ["Split: something"]})
+    text = panel.results_label.text()
+    assert "Test (held-out, pooled out-of-fold, 20 cases)" in text and "mean ± sd over 2 folds" in text
+    assert "95 % CI" in text and "balanced accuracy" in text and "macro F1" in text
+    assert sum(map(sum, panel.confusion_counts())) == 20
+    assert panel.roc_plot.isVisible() and "Split: something" in panel.warnings
+    # Per-modality runs list each modality's test AUC.
+    panel.show_results({"per_modality": {"FLAIR": {"test": folds[0]}, "T2w": {"test": folds[1]}},
+                        "chosen_on_validation": "T2w", "warnings": []})
+    text = panel.results_label.text()
+    assert "FLAIR" in text and "T2w" in text and "chosen on validation" in text
+    assert sum(map(sum, panel.confusion_counts())) == folds[1]["n_cases"]
+    # Multiclass: one ROC curve per class, a 3 x 3 matrix.
+    lab3 = rng.integers(0, 3, 30)
+    p3 = rng.dirichlet(np.ones(3), 30)
+    panel.show_results({"test": classification_metrics(lab3, p3, ["x", "y", "z"], n_boot=50)})
+    assert len(panel.confusion_counts()) == 3 and sum(map(sum, panel.confusion_counts())) == 30
+    assert len(panel.roc_plot.listDataItems()) == 4  # diagonal + 3 classes
+
+
+def test_preset_training_results_and_stopped_run_keeps_model(window, qtbot, demo_dir):
+    import json
+
+    from PySide6 import QtCore
+
+    panel = window.train_panel
+    assert not panel.train_button.isEnabled()  # no dataset yet
+    with qtbot.waitSignal(window.volume_shown, timeout=30000):
+        window.open_path(demo_dir)
+    assert panel.train_button.isEnabled()
+    panel.select_preset("mgmt-resnet18-2d")
+    assert panel.fields["optimizer"].editor.currentText() == "sgd"
+    panel.fields["split"].editor.setText("[0.5, 0.25, 0.25")  # a typo: refused, naming the key
+    with qtbot.waitSignal(window.error_shown, timeout=5000) as err:
+        qtbot.mouseClick(panel.train_button, QtCore.Qt.MouseButton.LeftButton)
+    assert "split" in err.args[0] and not panel.running
+    panel.fields["split"].editor.setText("[0.5, 0.25, 0.25]")
+    panel.image_size.setValue(32)
+    panel.fields["slices_per_case"].editor.setValue(2)
+    panel.epochs.setValue(2)
+    panel.batch.setValue(8)
+    panel.pretrained.setText("none")
+    panel.device.setCurrentText("cpu")
+    with qtbot.waitSignal(window.training_finished, timeout=300000) as finished:
+        qtbot.mouseClick(panel.train_button, QtCore.Qt.MouseButton.LeftButton)
+    result = finished.args[0]
+    assert not result.stopped and result.checkpoint is not None
+    saved = json.loads((result.out_dir / "config.json").read_text())
+    assert saved["preset"] == "mgmt-resnet18-2d" and saved["preset_version"] == 1
+    assert saved["overrides"]["image_size"] == 32 and saved["overrides"]["split"] == [0.5, 0.25, 0.25]
+    n_test = result.metrics["test"]["n_cases"]
+    assert f"Test (held-out, {n_test} cases)" in panel.results_label.text()
+    assert "AUC" in panel.results_label.text() and "95 % CI" in panel.results_label.text()
+    assert sum(map(sum, panel.confusion_counts())) == n_test
+    assert panel.tabs.currentIndex() == 1 and panel.roc_plot.isVisible()
+    assert len(panel.lr_curve.xData) == 2
+    assert window.predictor is not None and window.predictor.path == result.checkpoint
+    qtbot.waitUntil(lambda: not window.workers.busy, timeout=120000)  # predictions and Grad-CAM done
+
+    # A stopped second run keeps the loaded model and offers its own.
+    loaded = window.predictor
+    panel.epochs.setValue(50)
+    qtbot.mouseClick(panel.train_button, QtCore.Qt.MouseButton.LeftButton)
+    assert not panel.train_button.isEnabled()
+    qtbot.waitUntil(lambda: len(panel.history) >= 1, timeout=120000)
+    with qtbot.waitSignal(window.training_finished, timeout=120000) as finished:
+        qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    stopped = finished.args[0]
+    assert stopped.stopped and stopped.checkpoint is not None and stopped.checkpoint.is_file()
+    assert window.predictor is loaded and window.predictor.path == result.checkpoint
+    assert "the loaded model is unchanged" in panel.status.text()
+    assert panel.load_run_button.isVisible() and panel.pending_checkpoint == str(stopped.checkpoint)
+    assert "Stopped run" in panel.results_label.text()
+    assert panel.train_button.isEnabled() and not panel.stop_button.isEnabled()
+    qtbot.mouseClick(panel.load_run_button, QtCore.Qt.MouseButton.LeftButton)
+    assert window.predictor is not loaded and window.predictor.path == stopped.checkpoint
+    assert not panel.load_run_button.isVisible()

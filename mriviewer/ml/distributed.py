@@ -2,12 +2,25 @@
 
 ``torchrun --nproc_per_node=N -m mriviewer train …`` starts N processes with ``RANK``,
 ``LOCAL_RANK`` and ``WORLD_SIZE`` in their environment; :func:`context_from_env` sees them and
-joins the process group (NCCL on GPUs, gloo on CPU). The engine then wraps the model in
-``DistributedDataParallel``, gives the training loader a ``DistributedSampler``, shards
-validation and test cases across ranks and gathers their predictions on every rank (so every
-rank takes the same checkpoint and early-stopping decisions); only rank 0 writes files and
-reports. Multi-node runs use torchrun's rendezvous flags (``--nnodes``, ``--node_rank``,
-``--rdzv_backend=c10d --rdzv_endpoint=HOST:PORT``); nothing in mriviewer changes.
+joins the process group (NCCL on GPUs, one GPU per process, ``cuda:LOCAL_RANK``; gloo on CPU).
+The engine then wraps the model in ``DistributedDataParallel``, gives the training loader a
+``DistributedSampler`` (each rank trains on 1/N of the samples per epoch, so ``batch_size`` is per
+process), shards validation and test cases across ranks and gathers their predictions on every
+rank (so every rank takes the same checkpoint and early-stopping decisions); only rank 0 writes
+files and reports. A stop request (:meth:`~.engine.Trainer.stop`) is honoured by all ranks
+together at the end of the current epoch.
+
+One machine: ``torchrun --standalone --nproc_per_node=N -m mriviewer train …`` (``--standalone``
+picks a free local port). Several machines: run the same command on every node, with the same
+``--nnodes=M --nproc_per_node=N --rdzv_id=JOB --rdzv_backend=c10d
+--rdzv_endpoint=HOST:PORT`` where ``HOST`` is one of the nodes (reachable from all, e.g. port
+29400); the c10d rendezvous assigns the ranks, so no ``--node_rank`` is needed (that flag belongs
+to the static ``--master_addr``/``--master_port`` set-up, which also works). Nothing in mriviewer
+changes, but the dataset path must exist on every node, ``--out`` is written by global rank 0's
+node only, and each node's local rank 0 prepares the samples into its own store (under
+``MRIVIEWER_CACHE_DIR``; node-local or shared, both work) while the other ranks wait.
+``MRIVIEWER_DIST_TIMEOUT`` (seconds, default 7200) bounds how long ranks wait in a collective,
+sample preparation included (PyTorch's default would abort NCCL runs after 10 minutes).
 """
 
 from __future__ import annotations
@@ -20,12 +33,14 @@ __all__ = ["DistContext", "context_from_env"]
 
 @dataclass
 class DistContext:
-    """Where this process stands: ``rank`` of ``world_size`` (1 when not distributed)."""
+    """Where this process stands: ``rank`` of ``world_size`` (1 when not distributed).
+    ``owns_group``: this context created the process group, so :meth:`close` destroys it."""
 
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
     backend: str = ""
+    owns_group: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -72,23 +87,55 @@ class DistContext:
         """True on every rank when ``flag`` is true on any (e.g. a Stop on rank 0)."""
         return any(self.gather(bool(flag))) if self.enabled else bool(flag)
 
+    def sync_buffers(self, module) -> None:
+        """Copy rank 0's buffers of ``module`` (BatchNorm running statistics) to every rank.
+
+        DDP keeps the parameters equal but broadcasts buffers only *before* each training
+        forward, so after the last batch every rank holds its own statistics; predictions sharded
+        over ranks must all come from rank 0's model, the one that is saved."""
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        for buf in module.buffers():
+            dist.broadcast(buf.data, src=0)
+
     def close(self) -> None:
-        if self.enabled:
+        """Destroy the process group when this context created it."""
+        if self.enabled and self.owns_group:
             import torch.distributed as dist
 
             if dist.is_initialized():
                 dist.destroy_process_group()
 
 
+def _timeout():
+    from datetime import timedelta
+
+    try:
+        seconds = float(os.environ.get("MRIVIEWER_DIST_TIMEOUT", "") or 7200)
+    except ValueError:
+        seconds = 7200.0
+    return timedelta(seconds=max(seconds, 1.0))
+
+
 def context_from_env(use_cuda: bool) -> DistContext:
     """Join the process group when started by ``torchrun`` (``WORLD_SIZE`` > 1), else a
-    single-process context. NCCL when ``use_cuda``, gloo otherwise."""
+    single-process context. NCCL when ``use_cuda`` (this rank's GPU is ``cuda:LOCAL_RANK``),
+    gloo otherwise. A group that the caller already initialised is used as it is (and left open)."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world <= 1:
         return DistContext()
+    import torch
     import torch.distributed as dist
 
+    local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    if dist.is_initialized():
+        return DistContext(dist.get_rank(), local_rank, dist.get_world_size(), str(dist.get_backend()), False)
     backend = "nccl" if use_cuda else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    return DistContext(dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size(), backend)
+    kwargs = {}
+    if use_cuda:  # bind the rank to its GPU before the first collective (barrier, gather)
+        torch.cuda.set_device(local_rank)
+        kwargs["device_id"] = torch.device("cuda", local_rank)
+    dist.init_process_group(backend=backend, timeout=_timeout(), **kwargs)
+    return DistContext(dist.get_rank(), local_rank, dist.get_world_size(), backend, True)

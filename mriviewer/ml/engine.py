@@ -354,6 +354,7 @@ class Trainer:
         if self._main:
             out.mkdir(parents=True, exist_ok=True)
             cfg.save(out / "config.json")
+        self._first_warning = len(self.warnings)  # this member's warnings start here
         class_names = list(self.dataset.class_names)
         cases = self._cases(cfg)
         prepared = yield from self._prepare(cfg, cases, tag)
@@ -423,7 +424,7 @@ class Trainer:
             metrics["chosen_fold"] = chosen["name"]
             metrics["test_pred_case_ids"] = ids
         self.warnings.extend(metrics["test"].get("warnings", []))
-        metrics["warnings"] = list(dict.fromkeys(self.warnings))
+        metrics["warnings"] = list(dict.fromkeys(self.warnings[self._first_warning:]))
         ckpt_path = None
         if self._main:
             ckpt_path = out / "best.pt"

@@ -2,10 +2,13 @@
 
 Grad-CAM (Selvaraju et al., 2017, "Grad-CAM: Visual Explanations from Deep Networks via
 Gradient-based Localization") is computed with MONAI's ``monai.visualize.GradCAM`` on the last
-residual stage (``layer4``) of both models. For ``resnet18-2d`` it runs on every axial slice of the
-case that contains anatomy (at most :data:`MAX_CAM_SLICES`, evenly spaced, the rest interpolated)
-and the per-slice maps are stacked; slices outside the head get zero; for
-``r3d-18`` on the whole stack. The map is scaled to [0, 1] over the whole volume (not per
+block of each model (:func:`~.models.target_layer_name`; an earlier block when inputs are so small
+that the last one's map has fewer than :data:`MIN_CAM_CELLS` cells a side), differentiating the
+contrastive score z_c − mean z_other (:class:`_ContrastiveLogits`). For 2D models it runs on every
+axial slice within the ``slice_range`` the model was trained on (at most :data:`MAX_CAM_SLICES`,
+evenly spaced, the rest interpolated), each slice's map weighted by that slice's probability of the
+class; other slices get zero. 3D models see the whole stack, and a centre pad/crop of the network
+grid is undone before resampling. The map is scaled to [0, 1] over the whole volume (not per
 slice, so slices the network ignores stay dark) and resampled (trilinear) to the canonical grid
 of the case's first input modality, so the viewer overlays it voxel for voxel. Outside the head
 (:func:`head_mask`) the map is set to zero.
@@ -229,21 +232,22 @@ class Predictor:
 
         shape = ci.array.shape if self.config.is_3d else (ci.array.shape[0],) + ci.array.shape[2:]
         if self._cam is None or self._cam_shape != shape:
-            net, layer = self.model, self.cam_layer(shape)
-            if self.checkpoint.get("n_outputs", 2) == 1:  # one BCE logit z: explain [−z/2, z/2]
-                net, layer = _TwoLogits(self.model), f"net.{layer}"
+            net = _ContrastiveLogits(self.model, self.checkpoint.get("n_outputs", 2) == 1)
+            layer = f"net.{self.cam_layer(shape)}"
             self._cam = GradCAM(nn_module=net, target_layers=layer, postprocessing=lambda x: x)
             self._cam_shape = shape
         if self.config.is_3d:
             x = self._tensor(ci.array[None])
             cam = self._cam(x, class_idx=class_index)[0, 0]  # (D, H, W)
         else:
-            # Slices without anatomy (the network never saw such input) get no map: their
-            # Grad-CAM is noise that would otherwise set the volume's scale.
+            # Only the slices of the axial range the model was trained on (``slice_range`` of the
+            # head) get a map: elsewhere the network never saw such input and its Grad-CAM is
+            # out-of-distribution noise that would otherwise set the volume's scale.
             depth = ci.array.shape[1]
-            head = np.flatnonzero(Preprocessor.foreground_slices(ci.array))
-            if head.size == 0:
-                head = np.arange(depth)
+            fg = np.flatnonzero(Preprocessor.foreground_slices(ci.array))
+            lo, hi = (fg[0], fg[-1]) if fg.size else (0, depth - 1)
+            a, b = self.config.slice_range
+            head = np.arange(int(np.floor(lo + (hi - lo) * a)), int(np.ceil(lo + (hi - lo) * b)) + 1)
             idx = np.unique(np.round(np.linspace(head[0], head[-1], min(head.size, MAX_CAM_SLICES))).astype(int))
             cam = torch.zeros((depth,) + ci.array.shape[2:])
             for start in range(0, len(idx), 16):
@@ -278,20 +282,30 @@ class Predictor:
         return GradCamResult(np.ascontiguousarray(cam, dtype=np.float32), ref, class_index)
 
 
-class _TwoLogits:
-    """Wraps a one-logit (BCE) network as two logits ``[−z/2, z/2]``, whose softmax is
-    ``[1 − σ(z), σ(z)]``, so Grad-CAM can explain either class."""
+class _ContrastiveLogits:
+    """The network with contrastive scores ``s_c = z_c − mean_{k≠c} z_k`` as outputs: what
+    Grad-CAM differentiates for class c.
 
-    def __new__(cls, net):
+    The raw logit z_c can be raised or lowered together with every other logit, and its map is
+    then negative everywhere (all zero after ReLU); log-probabilities fix the sign but saturate
+    (a confident model's gradient is exactly zero in float32). The difference to the other
+    logits is linear, so neither happens. A one-logit (BCE) network's z becomes the two logits
+    ``[−z/2, z/2]`` first (softmax ``[1 − σ(z), σ(z)]``), so s_1 = z and s_0 = −z.
+    """
+
+    def __new__(cls, net, one_logit: bool):
         import torch
 
-        class TwoLogits(torch.nn.Module):
+        class ContrastiveLogits(torch.nn.Module):
             def __init__(self, net):
                 super().__init__()
                 self.net = net
 
             def forward(self, x):
-                z = self.net(x)[:, :1]
-                return torch.cat([-z / 2, z / 2], dim=1)
+                z = self.net(x).float()
+                if one_logit:
+                    z = torch.cat([-z[:, :1] / 2, z[:, :1] / 2], dim=1)
+                k = z.shape[1]
+                return z - (z.sum(dim=1, keepdim=True) - z) / max(k - 1, 1)
 
-        return TwoLogits(net).eval()
+        return ContrastiveLogits(net).eval()

@@ -9,6 +9,7 @@ working.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import os
 from pathlib import Path
@@ -206,10 +207,25 @@ class MainWindow(QtWidgets.QMainWindow):
         self.train_panel = TrainPanel()
         self.train_panel.train_requested.connect(self.start_training)
         self.train_panel.stop_requested.connect(self.stop_training)
+        self.train_panel.load_run_requested.connect(self.load_checkpoint)
+        self.dataset_opened.connect(self._update_train_enabled)
+        # The panel fits the dock at the default size (its settings pages and results scroll on
+        # their own); the outer scroll area only helps on very small screens.
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         scroll.setWidget(self.train_panel)
-        self._add_dock("Train", scroll, 380, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self._add_dock("Train", scroll, 400, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+
+    def _update_train_enabled(self) -> None:
+        """Train is possible only with a labelled dataset open."""
+        ds = self.dataset
+        if ds is None:
+            self.train_panel.set_can_train(False, "Open a labelled dataset first.")
+        elif ds.task == "none":
+            self.train_panel.set_can_train(False, f"{ds.root}: no labels found, nothing to train on.")
+        else:
+            self.train_panel.set_can_train(True)
 
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")
@@ -469,8 +485,12 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ training
     def start_training(self) -> None:
         """Start a training run with the Train panel's settings (button: Train)."""
-        if self.dataset is None:
-            self.show_error("Open a dataset first.")
+        if self.dataset is None or self.dataset.task == "none":
+            self.show_error("Open a labelled dataset first." if self.dataset is None
+                            else f"{self.dataset.root}: no labels found, nothing to train on.")
+            return
+        if self.train_panel.running:
+            self.show_error("A training run is in progress; stop it first.")
             return
         try:
             cfg = self.train_panel.config()
@@ -479,8 +499,14 @@ class MainWindow(QtWidgets.QMainWindow):
         except MriViewerError as exc:
             self.show_error(str(exc))
             return
-        self.train_panel.set_running(True)
+        self.train_panel.set_running(True, cfg)
         self.train_panel.append_log(f"Run folder: {out}")
+        if cfg.preset:
+            self.train_panel.append_log(f"Preset {cfg.preset} v{cfg.preset_version}"
+                                        + (f", overrides: {json.dumps(cfg.overrides)}" if cfg.overrides else
+                                           ", no overrides"))
+        elif cfg.overrides:
+            self.train_panel.append_log(f"No preset; changed from the defaults: {json.dumps(cfg.overrides)}")
         self._train_worker = self.workers.start(
             self.trainer.run, on_yield=self._train_event, on_return=self._training_done,
             on_error=self._training_failed,
@@ -488,7 +514,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def stop_training(self) -> None:
         """Ask the run to stop after the current batch (button: Stop)."""
-        if self.trainer is not None:
+        if self.trainer is not None and self.train_panel.running:
             self.trainer.stop()
             self.train_panel.status.setText("Stopping after this batch…")
 
@@ -499,16 +525,37 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _training_failed(self, exc) -> None:
         self.train_panel.set_running(False)
+        self._update_train_enabled()
         self.train_panel.status.setText("Failed")
+        self.train_panel.append_log(f"Training failed: {exc}", "warning")
         self._error_from("Training failed")(exc)
 
     def _training_done(self, result: TrainResult) -> None:
-        self.train_panel.set_running(False)
+        """Show the run's test results; load its model unless the run was stopped while another
+        model is loaded (then offer it: a stopped run never replaces the model silently)."""
+        panel = self.train_panel
+        panel.set_running(False)
+        self._update_train_enabled()
         self.last_result = result
-        state = "Stopped" if result.stopped else "Finished"
-        self.train_panel.status.setText(f"{state}. Checkpoint: {result.checkpoint or 'none'}")
-        if result.checkpoint is not None:
-            self.load_checkpoint(result.checkpoint)
+        panel.show_results(result.metrics, stopped=result.stopped, source=f"Run {result.out_dir}")
+        ckpt = result.checkpoint
+        if ckpt is None:
+            panel.status.setText("Stopped before the first epoch ended: no checkpoint was saved."
+                                 if result.stopped else "Finished without a checkpoint.")
+        elif result.stopped and self.predictor is not None:
+            msg = f"Stopped run's checkpoint kept at {ckpt}; the loaded model is unchanged."
+            panel.status.setText(msg)
+            panel.append_log(msg)
+            panel.offer_checkpoint(ckpt)
+            self.statusBar().showMessage(msg, 15000)
+        elif result.stopped:
+            panel.status.setText(f"Stopped. Loaded the stopped run's best checkpoint: {ckpt}")
+            panel.append_log(f"Loading the best checkpoint of a stopped run (chosen on validation before the "
+                             f"stop): {ckpt}")
+            self.load_checkpoint(ckpt)
+        else:
+            panel.status.setText(f"Finished. Checkpoint: {ckpt}")
+            self.load_checkpoint(ckpt)
         self.training_finished.emit(result)
 
     # ------------------------------------------------------------------ prediction
@@ -517,21 +564,39 @@ class MainWindow(QtWidgets.QMainWindow):
         from ..ml.predict import Predictor
 
         try:
-            self.predictor = Predictor.load(path)
+            predictor = Predictor.load(path)
         except MriViewerError as exc:
             self.show_error(str(exc))
             return False
+        self.predictor = predictor
         self.predictions.clear()
         self.prediction_errors.clear()
         self.cams.clear()
-        m = self.predictor.metrics
-        auc = m.get("val_auc")
-        ci = m.get("val_auc_ci95") or [None, None]
-        self.train_panel.append_log(
-            f"Model {self.predictor.config.model} from {path}; validation AUC "
-            f"{'n/a' if auc is None or auc != auc else f'{auc:.3f}'}"
-            + (f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if ci[0] is not None and ci[0] == ci[0] else "")
-        )
+        m = predictor.metrics
+        val = m.get("validation") or {}
+        test = predictor.test_metrics or {}
+        text = f"Model {predictor.config.model} from {path}"
+        if val:
+            text += f"; chosen on validation ({val.get('monitor', 'val_auc')}, epoch {val.get('epoch', '?')})"
+        if test:
+            ci = test.get("auc_ci") or [None, None]
+            auc = test.get("auc")
+            text += (f"; test AUC {'n/a' if auc is None else f'{auc:.3f}'}"
+                     + (f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if None not in ci else "")
+                     + f" on {test.get('n_cases', '?')} held-out cases")
+        else:
+            text += "; no test metrics in this checkpoint"
+        self.train_panel.append_log(text)
+        just_trained = self.last_result is not None and self.last_result.checkpoint is not None and \
+            Path(self.last_result.checkpoint) == Path(path)
+        if not just_trained and test:
+            cv = m.get("cv") or {}
+            shown = {"test": cv.get("test") or test, "warnings": []}
+            if cv.get("summary"):
+                shown["summary"] = cv["summary"]
+            self.train_panel.show_results(shown, source=f"Loaded checkpoint {path}")
+        if self.train_panel.pending_checkpoint and Path(self.train_panel.pending_checkpoint) == Path(path):
+            self.train_panel.offer_checkpoint(None)
         self.report_button.setEnabled(True)
         self.predict_all()
         return True
