@@ -2,7 +2,7 @@
 
 Everything is measured in this process, in this run:
 
-1. **Engine vs pure compute** (and 4., the same as throughput). The real engine
+1. **Engine vs pure compute.** The real engine
    (:func:`mriviewer.ml.engine.run_training`) trains ``--epochs`` epochs on generated lesion
    phantoms (or ``--data``) with the sample store already warm. Every event is time-stamped when
    it arrives and when the engine resumes, so time spent in the callback is left out. An epoch's
@@ -22,8 +22,14 @@ Everything is measured in this process, in this run:
    sample store; worker-pool start, decoding, preprocessing, model set-up, epoch 1) against a
    later epoch of a warm run. ``cached_vs_first`` = best later epoch's ``seconds`` (training +
    validation) / cold run's time from its start to its first ``EpochEvent``.
-3. **bf16 vs fp32.** The engine with ``amp="bf16"`` against ``amp="off"`` (best training part of
-   the later epochs; the runs alternate). ``bf16_vs_fp32`` = bf16 / fp32 (< 1: bf16 is faster).
+3. **bf16 vs fp32.** The engine with ``amp="bf16"`` against ``amp="off"`` (training part of
+   the later epochs; the runs alternate). The plain fp32 loop is interleaved with both, step by
+   step, as a yardstick of the machine's load: ``bf16_vs_fp32`` = median over epochs of (bf16
+   engine / plain loop of the same epoch) ÷ the same median for the fp32 engine (< 1: bf16 is
+   faster). On a quiet machine this equals best bf16 epoch / best fp32 epoch, also printed; on
+   a shared one, separate runs see different loads and only the yardstick makes them comparable.
+4. **Throughput**: samples/s of the engine and of the plain loop (the figures of 1.); also the
+   engine's data path alone (its ``SampleDataset`` and ``DataLoader``, no model).
 
 Timings are wall-clock: on a shared machine, other processes slow some epochs down; the header
 and the footer show the load average and the CPU time other processes took during the run.
@@ -223,11 +229,13 @@ class Run:
         raise RuntimeError("the run ended before its first epoch")
 
 
-def engine_run(cfg, dataset, out: Path, per_batch=None, sampler=None) -> Run:
+def engine_run(cfg, dataset, out: Path, per_batch=None, per_epoch=None, sampler=None,
+               label: str = "engine") -> Run:
     """The real engine, driven by :func:`run_training`. Every event is time-stamped on arrival
     and when the engine resumes (it is suspended while the callback runs), so callback time is
     left out of every engine figure. ``per_batch(event)`` runs in the callback of each training
-    batch: a plain-loop step interleaved with the engine's, on the same machine load."""
+    batch (a plain-loop step interleaved with the engine's, on the same machine load),
+    ``per_epoch(event)`` in that of each ``EpochEvent``. GPU utilisation goes to ``label``."""
     from mriviewer.ml.engine import run_training
 
     timeline: list = []
@@ -238,10 +246,14 @@ def engine_run(cfg, dataset, out: Path, per_batch=None, sampler=None) -> Run:
                 and event.stage == "train":
             set_label(sampler, "plain")
             per_batch(event)
-            set_label(sampler, "engine")
+            set_label(sampler, label)
+        if per_epoch is not None and type(event).__name__ == "EpochEvent":
+            set_label(sampler, None)
+            per_epoch(event)
+            set_label(sampler, label)
         timeline.append((arrival, event, time.perf_counter()))
 
-    set_label(sampler, "engine")
+    set_label(sampler, label)
     start = time.perf_counter()
     try:
         result = run_training(cfg, dataset, out, callbacks=[stamp])
@@ -250,19 +262,50 @@ def engine_run(cfg, dataset, out: Path, per_batch=None, sampler=None) -> Run:
     return Run(start, timeline, result)
 
 
-def train_samples(cfg, dataset, result) -> tuple[int, tuple[int, ...]]:
-    """Number of training samples of a run and the shape of one, read from the sample store."""
+def train_items(cfg, dataset, result) -> list[tuple[str, int, int]]:
+    """The run's training samples as the engine lists them: ``(store key, sample, label)``."""
     from mriviewer.ml.data import SampleStore
 
     store = SampleStore(cfg)
     train_ids = set(result.metrics["split"]["train"])
-    n, shape = 0, None
+    items = []
     for case in dataset.cases:
         if case.case_id in train_ids:
-            arr = store.get(store.key(case))[0]
-            n += arr.shape[0]
-            shape = tuple(arr.shape[1:])
-    return n, shape
+            key = store.key(case)
+            items += [(key, s, case.label) for s in range(store.get(key)[0].shape[0])]
+    return items
+
+
+class DataPath:
+    """The engine's data path alone: :class:`~mriviewer.ml.data.SampleDataset` and a
+    ``DataLoader`` built as the engine builds them (augmentation, normalisation, sampler, batch
+    size, workers), iterated over one epoch without a model; :meth:`epoch` adds its time to
+    ``times``."""
+
+    def __init__(self, cfg, items, device) -> None:
+        import torch
+        from torch.utils.data import DataLoader, RandomSampler
+
+        from mriviewer.ml.data import SampleDataset, SampleStore, make_augment, worker_count
+
+        ds = SampleDataset(SampleStore(cfg), items, make_augment(cfg, cfg.seed), cfg.normalise)
+        nw, bs, n = worker_count(cfg), cfg.batch_size, len(items)
+        sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(cfg.seed))
+        self.loader = DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=nw,
+                                 persistent_workers=nw > 0, pin_memory=device.type == "cuda",
+                                 drop_last=n > bs and n % bs == 1)
+        self.device = device
+        self.times: list[float] = []
+
+    def epoch(self, _event=None) -> None:
+        t0 = time.perf_counter()
+        for x, y in self.loader:
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+        self.times.append(time.perf_counter() - t0)
 
 
 class PlainLoop:
@@ -304,6 +347,11 @@ class PlainLoop:
         self.sync()
         key = (self.run, event.epoch)
         self.epochs[key] = self.epochs.get(key, 0.0) + time.perf_counter() - t0
+
+    def whole_epoch(self) -> None:
+        """All batches back to back (no engine in between)."""
+        for b in range(len(self.batches)):
+            self.step(argparse.Namespace(step=b + 1, epoch=0))
 
 
 def fmt_list(values) -> str:
@@ -361,6 +409,7 @@ def run_benchmark(args, work: Path) -> None:
 
     from mriviewer.datasets import discover
     from mriviewer.ml.config import TrainConfig, is_3d_model
+    from mriviewer.ml.data import SampleStore
     from mriviewer.ml.engine import resolve_device
 
     torch.manual_seed(0)
@@ -399,21 +448,27 @@ def run_benchmark(args, work: Path) -> None:
             dataset = dataclasses.replace(dataset,
                                           cases=balanced_subset(dataset.labelled(), args.cases))
         what = f"{args.data} ({len(dataset.labelled())} labelled cases)"
-    modality = args.modality or ("FLAIR" if args.data is None else None)
-    grid = (f"{args.depth}×{size}×{size}" if is_3d
-            else f"{size}×{size}, {args.slices_per_case} slices per case")
+    # The engine would pick the dataset's first modality itself; resolved here so that this
+    # script's configs and sample-store keys match the engine's.
+    modality = args.modality or ("FLAIR" if args.data is None else dataset.modalities[0])
+    if is_3d:
+        grid = f"{args.depth}×{size}×{size}"
+    elif all(c.is_2d for c in dataset.labelled()):
+        grid = f"{size}×{size} (one image per case)"
+    else:
+        grid = f"{size}×{size}, {args.slices_per_case} slices per case"
     print(f"data: {what}; model {args.model}, input {grid}, batch {bs}, {args.epochs} epochs per "
           f"run, {args.repeat} run(s) per precision")
 
     def config(amp: str, epochs: int):
-        return TrainConfig(model=args.model, modalities=[modality] if modality else [],
+        return TrainConfig(model=args.model, modalities=[modality],
                            epochs=epochs, image_size=size, depth=args.depth,
                            slices_per_case=args.slices_per_case, batch_size=bs, pretrained="none",
                            device=args.device, amp=amp, seed=0)
 
     # ------------------------------------------------------------------ 2. cold run
     cold_cfg = config("off", 1)
-    cold = engine_run(cold_cfg, dataset, work / "runs" / "cold", sampler=sampler)
+    cold = engine_run(cold_cfg, dataset, work / "runs" / "cold")
     for _, e, _ in cold.timeline:
         if type(e).__name__ == "LogEvent" and e.level == "warning":
             print(f"  engine warning: {e.message}")
@@ -422,10 +477,12 @@ def run_benchmark(args, work: Path) -> None:
     t_prepared = prepare[-1] if prepare else t_decoded
     cold_epoch = cold.epochs()[0]
     cold_total = cold.first_epoch_end()
-    n_train, shape = train_samples(cold_cfg, dataset, cold.result)
+    items = train_items(cold_cfg, dataset, cold.result)
+    n_train = len(items)
+    shape = tuple(SampleStore(cold_cfg).get(items[0][0])[0].shape[1:])
     n_out = len(dataset.class_names)
     print("\nfirst run (empty volume cache and sample store):")
-    print(f"  decode {t_decoded - cold.start:.2f} s ({len(decode)} series, worker-pool start "
+    print(f"  decode {t_decoded - cold.start:.2f} s ({len(decode)} sources, worker-pool start "
           f"included), prepare {t_prepared - t_decoded:.2f} s, set-up + checkpoint "
           f"{cold_total - (t_prepared - cold.start) - cold_epoch.seconds:.2f} s, epoch 1 "
           f"{cold_epoch.seconds:.2f} s (training part {cold_epoch.train:.2f} s) → "
@@ -434,21 +491,34 @@ def run_benchmark(args, work: Path) -> None:
 
     # ------------------------------------------------------------------ warm runs
     plain = PlainLoop(cold_cfg, shape[0], n_out, shape, n_train, device)
+    data_path = DataPath(cold_cfg, items, device)
     if len(plain.batches) != cold_epoch.batches:
         print(f"  note: plain loop has {len(plain.batches)} batches, the engine "
               f"{cold_epoch.batches}")
     fp32_runs: list[Run] = []
     bf16_runs: list[Run] = []
     pairs: list[tuple[float, float]] = []
+    bf16_pairs: list[tuple[float, float]] = []
     for r in range(args.repeat):
         plain.run = r
         run = engine_run(config("off", args.epochs), dataset, work / "runs" / f"fp32-{r}",
-                         per_batch=plain.step, sampler=sampler)
+                         per_batch=plain.step, per_epoch=data_path.epoch)
         fp32_runs.append(run)
         pairs += [(e.train, plain.epochs[(r, e.epoch)]) for e in run.epochs()[1:]]
-        bf16_runs.append(engine_run(config("bf16", args.epochs), dataset,
-                                    work / "runs" / f"bf16-{r}", sampler=sampler))
+        plain.run = f"bf16-{r}"  # the plain fp32 loop again, as a reference for the load
+        run = engine_run(config("bf16", args.epochs), dataset, work / "runs" / f"bf16-{r}",
+                         per_batch=plain.step)
+        bf16_runs.append(run)
+        bf16_pairs += [(e.train, plain.epochs[(plain.run, e.epoch)]) for e in run.epochs()[1:]]
     if sampler is not None:
+        # Utilisation needs the engine and the plain loop apart (not interleaved): one more
+        # engine run and as many plain epochs, after the timed ones.
+        engine_run(config("off", args.epochs), dataset, work / "runs" / "gpu-util",
+                   sampler=sampler, label="engine")
+        sampler.label = "plain"
+        for _ in range(args.epochs):
+            plain.whole_epoch()
+        sampler.label = None
         sampler.stop()
 
     later = [e for run in fp32_runs for e in run.epochs()[1:]]
@@ -477,12 +547,17 @@ def run_benchmark(args, work: Path) -> None:
           f"{pair_median:.2f}, total time ratio {total_ratio:.2f}")
     print(f"throughput: engine {n_train / engine_train:.1f} samples/s, plain PyTorch loop "
           f"{n_train / plain_best:.1f} samples/s (best epochs)")
+    data_best = min(data_path.times)
+    print(f"engine's data path alone (SampleDataset + DataLoader built as the engine builds them, "
+          f"no model): {data_best * 1000:.1f} ms per epoch (best of {len(data_path.times)}) = "
+          f"{100 * data_best / plain_best:.1f} % of the plain loop's epoch")
     if sampler is not None:
         def pct(label: str) -> str:
             v = sampler.mean(label)
             return "n/a" if v is None else f"{v:.0f} %"
 
-        print(f"GPU utilisation (mean): engine {pct('engine')}, plain loop {pct('plain')}")
+        print(f"GPU utilisation (mean, separate untimed runs): engine {pct('engine')}, plain loop "
+              f"{pct('plain')}")
     elif device.type == "cuda":
         print("GPU utilisation: not measured (neither pynvml nor nvidia-smi available)")
 
@@ -495,11 +570,17 @@ def run_benchmark(args, work: Path) -> None:
     # ------------------------------------------------------------------ 3.
     bf16_later = [e for run in bf16_runs for e in run.epochs()[1:]]
     bf16_train = min(e.train for e in bf16_later)
-    bf16_vs_fp32 = bf16_train / engine_train
+    bf16_rel = statistics.median(e / p for e, p in bf16_pairs)
+    fp32_rel = statistics.median(e / p for e, p in pairs)
+    bf16_vs_fp32 = bf16_rel / fp32_rel
     print(f"\nbf16 vs fp32 on {device.type} (engine training part, later epochs):")
     print(f"  bf16 autocast {fmt_list(e.train for e in bf16_later)} s; fp32 "
           f"{fmt_list(e.train for e in later)} s")
-    print(f"  bf16 {bf16_train:.3f} s / fp32 {engine_train:.3f} s → {bf16_vs_fp32:.2f} "
+    print(f"  plain fp32 loop in the same epochs: {fmt_list(p for _, p in bf16_pairs)} s (bf16 "
+          f"runs), {fmt_list(p for _, p in pairs)} s (fp32 runs)")
+    print(f"  engine / plain loop of the same epochs (median): bf16 {bf16_rel:.2f}, fp32 "
+          f"{fp32_rel:.2f} → {bf16_vs_fp32:.2f}; best epochs, not corrected for load: bf16 "
+          f"{bf16_train:.3f} s / fp32 {engine_train:.3f} s = {bf16_train / engine_train:.2f} "
           f"({n_train / bf16_train:.1f} vs {n_train / engine_train:.1f} samples/s)")
 
     other = share.other()

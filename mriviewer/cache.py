@@ -273,10 +273,11 @@ class VolumeCache:
             npy, meta = self.disk._paths(key)
             if key not in self._items and not (npy.exists() and meta.exists()):
                 todo.append((src, key))
-        processes = min(processes or os.cpu_count() or 1, 8, len(todo))
+        from .parallel import decode_pool, default_processes
+
+        processes = min(processes or default_processes(), len(todo))
         if processes < 2:
             return
-        from .parallel import decode_pool
 
         pool = decode_pool(processes)
         futures = [pool.submit(_decode_to_disk, src, key, str(self.disk.root)) for src, key in todo]

@@ -14,24 +14,10 @@ import sys
 from pathlib import Path
 
 from . import RESEARCH_ONLY, __version__
+from .demo import default_demo_dir, ensure_demo  # noqa: F401  (re-exported for scripts)
 from .errors import MriViewerError
 
 __all__ = ["main", "build_parser", "dataset_info"]
-
-
-def default_demo_dir() -> Path:
-    """Where ``mriviewer view --demo`` keeps its generated demo (``~/.cache/mriviewer/demo``)."""
-    return Path.home() / ".cache" / "mriviewer" / "demo"
-
-
-def ensure_demo(path: Path | None = None) -> Path:
-    """The demo dataset at ``path`` (default :func:`default_demo_dir`), generated if absent."""
-    from .demo import make_demo_dataset
-
-    path = path or default_demo_dir()
-    if not (path / "train_labels.csv").is_file():
-        make_demo_dataset(path)
-    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--data", required=True, action="append", metavar="[LABEL=]PATH")
     cc.add_argument("--device", default="auto")
     cc.add_argument("--max-cases", type=int, default=0, help="score at most N cases with a mask (0 = all)")
+    cc.add_argument("--class", dest="explain", metavar="NAME",
+                    help="class whose map is scored (default: the case's label when known, else the prediction)")
     cc.add_argument("--json", action="store_true", help="print per-case scores and the summary as JSON")
     _add_assign(cc)
 
@@ -383,10 +371,11 @@ def _cmd_predict(args) -> int:
     preds = _predict_all(predictor, ds, args.allow_missing_modality)
     if not preds:
         raise MriViewerError(f"{args.data}: no case could be predicted")
-    write_predictions_csv(preds, predictor.class_names, args.out, ds, role=predictor.role_of)
+    by_id = {c.case_id: c for c in ds.cases}
+    write_predictions_csv(preds, predictor.class_names, args.out, ds, role=lambda cid: predictor.role_of(by_id[cid]))
     roles = {}
     for p in preds:
-        r = predictor.role_of(p.case_id)
+        r = predictor.role_of(by_id[p.case_id])
         roles[r] = roles.get(r, 0) + 1
     print(f"{len(preds)} predictions written to {args.out} (split: "
           + ", ".join(f"{k} {v}" for k, v in roles.items()) + ")", file=sys.stderr)
@@ -418,7 +407,7 @@ def _cmd_evaluate(args) -> int:
         skipped = [c for c in labelled if ds.class_names[c.label] in unknown]
         labelled = [c for c in labelled if ds.class_names[c.label] not in unknown]
         warnings.append(f"classes not known to the model, {len(skipped)} case(s) left out: {', '.join(unknown)}")
-    seen = [c for c in labelled if predictor.role_of(c.case_id) in ("train", "validation")]
+    seen = [c for c in labelled if predictor.role_of(c) in ("train", "validation")]
     if seen and not args.include_seen:
         labelled = [c for c in labelled if c not in seen]
         warnings.append(f"{len(seen)} case(s) the model was trained or selected on were left out")
@@ -436,7 +425,8 @@ def _cmd_evaluate(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", {"test": m, "external": True, "checkpoint": str(args.checkpoint),
                                       "data": [str(d) for d in args.data], "warnings": m["warnings"]})
-    write_predictions_csv(preds, names, out / "predictions.csv", ds, role=predictor.role_of)
+    by_id = {c.case_id: c for c in ds.cases}
+    write_predictions_csv(preds, names, out / "predictions.csv", ds, role=lambda cid: predictor.role_of(by_id[cid]))
     print(format_metrics(m, title="External test"), file=sys.stderr)
     print(json.dumps({"metrics": str(out / "metrics.json"), "auc": _f(m.get("auc")), "n_cases": m["n_cases"]}))
     return 0
@@ -461,13 +451,19 @@ def _cmd_cam_check(args) -> int:
     if args.max_cases:
         cases = cases[:args.max_cases]
     predictor.check_modalities(ds.modalities)
+    explain = None
+    if args.explain is not None:
+        if args.explain not in predictor.class_names:
+            raise MriViewerError(f"--class {args.explain!r}: the model's classes are {', '.join(predictor.class_names)}")
+        explain = predictor.class_names.index(args.explain)
     cache = default_cache()
     rows = []
     for case in cases:
         try:
-            # Explain the case's true class when known (the tumour class for grading), else the prediction.
+            # Explain the class asked for, else the case's true class when known, else the prediction.
             known = case.label is not None and ds.label_name(case) in predictor.class_names
-            g = predictor.gradcam(case, cache.get, predictor.class_names.index(ds.label_name(case)) if known else None)
+            g = predictor.gradcam(case, cache.get, explain if explain is not None else
+                                  predictor.class_names.index(ds.label_name(case)) if known else None)
             seg = cache.get(ModalitySource("SEG", case.segmentation, "nifti"))
             ref = g.reference
             mask = resample_volume(seg, ref.shape, ref.affine, nearest=True).data > 0.5
@@ -480,7 +476,7 @@ def _cmd_cam_check(args) -> int:
             print(f"case {case.case_id} skipped: {exc}", file=sys.stderr)
             continue
         s["case_id"] = case.case_id
-        s["role"] = predictor.role_of(case.case_id)
+        s["role"] = predictor.role_of(case)
         rows.append(s)
         print(f"{case.case_id:<30} {s['role']:<10} hit {s['hit'] if s['hit'] is None else round(s['hit'], 2)}  "
               f"energy_in_mask {s['energy_in_mask']:.3f}  chance {s['baseline_hit']:.3f}", file=sys.stderr)

@@ -39,7 +39,7 @@ from .volume import MODALITIES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ModalitySource", "Case", "Dataset", "discover", "modality_from_name", "series_modality", "UNKNOWN_MODALITY", "DATASET_SETTINGS", "assign_modality", "parse_data_args", "assemble"]
+__all__ = ["case_identity", "ModalitySource", "Case", "Dataset", "discover", "modality_from_name", "series_modality", "UNKNOWN_MODALITY", "DATASET_SETTINGS", "assign_modality", "parse_data_args", "assemble"]
 
 #: Modality name used for the single channel of a 2D image case.
 IMAGE_MODALITY = "image"
@@ -177,6 +177,18 @@ class Dataset:
         if case.label is not None and 0 <= case.label < len(self.class_names):
             return self.class_names[case.label]
         return None
+
+
+def case_identity(case: Case) -> str:
+    """A stable identity of ``case`` however it was opened (alone, in its dataset, assembled with
+    others under another id): a hash of its image files' resolved paths. Checkpoints record it per
+    role so a training case is recognised under any case id; hashed, so no path (which may hold
+    a patient's name) is stored in clear."""
+    import hashlib
+
+    paths = sorted(str(Path(s.path).resolve()) + "|" + "|".join(sorted(str(f) for f in s.files))
+                   for s in case.modalities.values())
+    return hashlib.sha1("\n".join(paths).encode()).hexdigest()[:20]
 
 
 def assign_modality(ds: Dataset, old: str, new: str, case_id: str | None = None) -> int:

@@ -73,6 +73,8 @@ from .datasets import DATASET_SETTINGS
 from .volume import MODALITIES
 
 __all__ = [
+    "default_demo_dir",
+    "ensure_demo",
     "make_lesion_phantoms",
     "CaseParams",
     "CasePlan",
@@ -748,3 +750,16 @@ def make_lesion_phantoms(out: str | Path, n_cases: int = 40, shape: tuple[int, i
         rows.append(f"case_{n:03d},{label}")
     (out / "labels.csv").write_text("\n".join(rows) + "\n")
     return out
+
+
+def default_demo_dir() -> Path:
+    """Where ``mriviewer view --demo`` keeps its generated demo (``~/.cache/mriviewer/demo``)."""
+    return Path.home() / ".cache" / "mriviewer" / "demo"
+
+
+def ensure_demo(path: Path | None = None) -> Path:
+    """The demo dataset at ``path`` (default :func:`default_demo_dir`), generated if absent."""
+    path = path or default_demo_dir()
+    if not (path / "train_labels.csv").is_file():
+        make_demo_dataset(path)
+    return path

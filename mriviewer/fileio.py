@@ -51,8 +51,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         MriViewerError: the write or the rename failed (disk full, read-only folder, …); the
             message names ``path``.
     """
+    import socket
+
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Host and process in the name: ranks on several machines may share one folder.
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,9 @@ torch = pytest.importorskip("torch")
 from mriviewer.ml.distributed import DistContext, context_from_env  # noqa: E402
 
 TIMEOUT_S = 300
+multiprocess = pytest.mark.skipif(
+    not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
+    reason="torch.distributed with gloo is not available in this build")
 TRAIN_ARGS = ["--model", "cnn3d", "--modalities", "FLAIR", "--set", "image_size=32", "--set", "depth=8",
               "--set", "batch_size=4", "--set", "pretrained=none", "--set", "augment={}", "--device", "cpu"]
 RESULT_FILES = {"best.pt", "metrics.json", "config.json", "predictions.csv"}
@@ -29,7 +34,8 @@ RESULT_FILES = {"best.pt", "metrics.json", "config.json", "predictions.csv"}
 # what the training loop saw: the indices each DistributedSampler handed out, the batch totals of
 # the "train" ProgressEvents (rank 0 only yields them), a digest of the model (parameters and
 # BatchNorm statistics) each time predictions are gathered, whether the run destroyed its process
-# group, and the DistContext helpers on a fresh two-rank group.
+# group, and the DistContext helpers on a two-rank group. With STOP_IN_EPOCH, rank 0 (only) asks
+# the trainer to stop during that epoch.
 DRIVER = r'''
 import hashlib
 import json
@@ -67,6 +73,8 @@ def main():
                 return done.value
             if isinstance(ev, engine.ProgressEvent) and ev.stage == "train" and ev.step == 1:
                 rec["train_totals"].append(ev.total)
+                if str(ev.epoch) == os.environ.get("STOP_IN_EPOCH"):
+                    self.stop()  # rank 0 only: the GUI's or a caller's stop, mid-epoch
             yield ev
 
     engine.Trainer.run = run
@@ -87,10 +95,13 @@ def main():
     rc = cli.main(sys.argv[1:])
     rec["rc"] = rc
     rec["group_left_open"] = tdist.is_initialized()
-    # The helpers on a fresh group (the run destroyed its own).
+    # The helpers on two ranks, in a group of their own (a file store: re-creating a group on
+    # torchrun's store right after the run destroyed its own can meet the old group's keys).
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    tdist.init_process_group("gloo", init_method="file://" + os.path.join(os.environ["REC_DIR"], "pg"),
+                             rank=rank, world_size=world)
     ctx = context_from_env(False)
-    rank = ctx.rank
-    rec["ctx"] = [ctx.rank, ctx.local_rank, ctx.world_size, ctx.backend]
+    rec["ctx"] = [ctx.rank, ctx.local_rank, ctx.world_size, ctx.backend, ctx.owns_group]
     rec["gather"] = ctx.gather({"r": rank})
     rec["mean"] = list(ctx.mean([1.0, 4.0][rank], [1, 3][rank]))
     rec["mean_empty"] = list(ctx.mean(0.0, 0))
@@ -100,8 +111,9 @@ def main():
     ctx.sync_buffers(bn)
     rec["synced_running_mean"] = bn.running_mean.tolist()
     ctx.barrier()
-    ctx.close()
-    rec["group_left_open_after_close"] = tdist.is_initialized()
+    ctx.close()  # not its group: left open
+    rec["foreign_group_kept"] = tdist.is_initialized()
+    tdist.destroy_process_group()
     with open(os.path.join(os.environ["REC_DIR"], f"rank{rank}.json"), "w") as fh:
         json.dump(rec, fh)
     return rc
@@ -112,32 +124,65 @@ if __name__ == "__main__":
 '''
 
 
-def _torchrun(tmp_path: Path, args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    """``torchrun --standalone --nproc_per_node=2 ARGS`` on CPU; fails the test on timeout."""
+def _end_marked(marker: str) -> None:
+    """End the processes this test started, by the marker in their environment: torchrun, its
+    ranks and their decoding workers (spawn-ed; they outlive a rank that is killed)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
+    tag = f"MRIVIEWER_TEST_RUN={marker}".encode()
+    for d in proc.iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if tag in (d / "environ").read_bytes().split(b"\0"):
+                os.kill(int(d.name), signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _torchrun(tmp_path: Path, args: list[str], env_extra: dict | None = None) -> tuple[int, str, str]:
+    """``torchrun --standalone --nproc_per_node=2 ARGS`` on CPU (loopback, a free port); returns
+    ``(exit status, stdout, stderr)``. Fails the test, with the output, on timeout."""
+    marker = uuid.uuid4().hex
     env = {**os.environ, "OMP_NUM_THREADS": "1", "QT_QPA_PLATFORM": "offscreen",
            "MRIVIEWER_CACHE_DIR": str(tmp_path / "cache" / "volumes"), "PYTHONUNBUFFERED": "1",
-           **(env_extra or {})}
-    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+           "MRIVIEWER_TEST_RUN": marker, **(env_extra or {})}
+    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
-    try:
-        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
-                              cwd=Path(__file__).resolve().parents[1])
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"torchrun did not finish in {TIMEOUT_S} s (deadlock?)\nstdout:\n{exc.stdout}\n"
-                    f"stderr:\n{exc.stderr}")
+    out_path, err_path = tmp_path / "torchrun.out", tmp_path / "torchrun.err"
+    # Files, not pipes: a leftover process holding a pipe open could block the reader.
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                cwd=Path(__file__).resolve().parents[1], start_new_session=True)
+        try:
+            rc = proc.wait(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            rc = None
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            _end_marked(marker)
+    stdout, stderr = out_path.read_text(errors="replace"), err_path.read_text(errors="replace")
+    if rc is None:
+        pytest.fail(f"torchrun did not finish in {TIMEOUT_S} s (deadlock?)\nstdout:\n{stdout}\n"
+                    f"stderr:\n{stderr[-20000:]}")
+    return rc, stdout, stderr
 
 
-def _check_result(proc: subprocess.CompletedProcess, out: Path) -> dict:
+def _check_result(run: tuple[int, str, str], out: Path) -> dict:
     """The common checks of a finished run; returns metrics.json."""
-    assert proc.returncode == 0, f"rc {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stdout  # the JSON result, from rank 0 only
+    rc, stdout, stderr = run
+    assert rc == 0, f"rc {rc}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    lines = [ln for ln in stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, stdout  # the JSON result, from rank 0 only
     result = json.loads(lines[0])
     assert result["checkpoint"] == str(out / "best.pt")
-    assert "Distributed: rank 0 of 2 (gloo)" in proc.stderr
-    assert "rank 1 of 2" not in proc.stderr  # other ranks print nothing
-    assert proc.stderr.count("Research use only") == 1
+    assert "Distributed: rank 0 of 2 (gloo)" in stderr
+    assert "rank 1 of 2" not in stderr  # other ranks print nothing
+    assert stderr.count("Research use only") == 1
     top = {p.name for p in out.iterdir() if p.is_file()}
     assert top == RESULT_FILES
     assert not list(out.rglob(".*.tmp")) and not list(out.rglob("*.tmp"))
@@ -177,6 +222,7 @@ def test_single_process_context_helpers_are_identities(monkeypatch):
     assert not torch.distributed.is_initialized()
 
 
+@multiprocess
 def test_torchrun_holdout_splits_batches_and_keeps_ranks_identical(phantoms, tmp_path):
     out = tmp_path / "out"
     rec_dir = tmp_path / "rec"
@@ -184,9 +230,9 @@ def test_torchrun_holdout_splits_batches_and_keeps_ranks_identical(phantoms, tmp
     driver = tmp_path / "drive.py"
     driver.write_text(DRIVER)
     # Two phases (train, then fine-tune with BatchNorm frozen): the model is wrapped in DDP twice.
-    proc = _torchrun(tmp_path, [str(driver), "train", "--data", str(phantoms), *TRAIN_ARGS, "--epochs", "2",
+    run = _torchrun(tmp_path, [str(driver), "train", "--data", str(phantoms), *TRAIN_ARGS, "--epochs", "2",
                                 "--set", "finetune_epochs=1", "--out", str(out)], {"REC_DIR": str(rec_dir)})
-    metrics = _check_result(proc, out)
+    metrics = _check_result(run, out)
     assert [r["phase"] for r in metrics["epochs"]] == ["train", "train", "fine-tune"]
     r0, r1 = (json.loads((rec_dir / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["rc"] == 0 and r1["rc"] == 0
@@ -211,31 +257,45 @@ def test_torchrun_holdout_splits_batches_and_keeps_ranks_identical(phantoms, tmp
     # same predictions, so checkpoint and early-stopping decisions agree.
     assert len(r0["models"]) == 4  # three validations and the test
     assert r0["models"] == r1["models"] and r0["probs"] == r1["probs"]
-    import numpy as np
-
-    test_probs = np.array(r0["probs"][-1])
-    assert test_probs.shape == (metrics["test"]["n_cases"], 2)
+    assert len(r0["probs"][-1]) == metrics["test"]["n_cases"]  # every test case, gathered
 
     # The DistContext helpers on two ranks.
-    assert r0["ctx"] == [0, 0, 2, "gloo"] and r1["ctx"] == [1, 1, 2, "gloo"]
+    assert r0["ctx"] == [0, 0, 2, "gloo", False] and r1["ctx"] == [1, 1, 2, "gloo", False]
     for r in (r0, r1):
         assert r["gather"] == [{"r": 0}, {"r": 1}]
         assert r["mean"] == [pytest.approx((1.0 + 12.0) / 4), 4] and r["mean_empty"] == [0.0, 0]
         assert r["any"] == [True, False]
         assert r["synced_running_mean"] == [1.0, 1.0, 1.0]
-        assert not r["group_left_open_after_close"]
+        assert r["foreign_group_kept"]
 
 
+@multiprocess
 def test_torchrun_module_cross_validation(phantoms, tmp_path):
     out = tmp_path / "cv"
     # Early stopping may end the folds at different epochs: every rank must take the same decisions.
-    proc = _torchrun(tmp_path, ["-m", "mriviewer", "train", "--data", str(phantoms), *TRAIN_ARGS, "--epochs", "3",
+    run = _torchrun(tmp_path, ["-m", "mriviewer", "train", "--data", str(phantoms), *TRAIN_ARGS, "--epochs", "3",
                                 "--set", "early_stopping=1", "--folds", "2", "--out", str(out)])
-    metrics = _check_result(proc, out)
-    assert "Prepared 24 cases." in proc.stderr
+    metrics = _check_result(run, out)
+    assert "Prepared 24 cases." in run[2]
     assert [f["name"] for f in metrics["folds"]] == ["fold 1", "fold 2"]
     assert metrics["test"]["n_cases"] == 24  # pooled out-of-fold predictions
     for k in (1, 2):
         assert {p.name for p in (out / f"fold-{k}").iterdir()} == {"best.pt"}
     rows = (out / "predictions.csv").read_text().splitlines()
     assert len(rows) == 25
+
+
+@multiprocess
+def test_torchrun_stop_on_rank_0_ends_every_rank_after_the_epoch(phantoms, tmp_path):
+    out = tmp_path / "stop"
+    rec_dir = tmp_path / "rec"
+    rec_dir.mkdir()
+    driver = tmp_path / "drive.py"
+    driver.write_text(DRIVER)
+    run = _torchrun(tmp_path, [str(driver), "train", "--data", str(phantoms), *TRAIN_ARGS, "--epochs", "5",
+                               "--out", str(out)], {"REC_DIR": str(rec_dir), "STOP_IN_EPOCH": "1"})
+    metrics = _check_result(run, out)
+    assert metrics["stopped"] is True and [r["epoch"] for r in metrics["epochs"]] == [1]
+    r0, r1 = (json.loads((rec_dir / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert len(r0["sampled"]) == len(r1["sampled"]) == 1  # one epoch on both ranks
+    assert r0["models"] == r1["models"] and len(r0["models"]) == 2  # validation and test

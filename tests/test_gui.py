@@ -149,10 +149,10 @@ def test_stop_button_keeps_best_checkpoint(window, qtbot, demo_dir):
 def test_no_path_offers_the_demo(qtbot, tmp_path, monkeypatch):
     from PySide6 import QtCore, QtWidgets
 
-    import mriviewer.cli
+    import mriviewer.demo
     from mriviewer.ui.app import create_window
 
-    monkeypatch.setattr(mriviewer.cli, "default_demo_dir", lambda: tmp_path / "demo")
+    monkeypatch.setattr(mriviewer.demo, "default_demo_dir", lambda: tmp_path / "demo")
     win = create_window()
     qtbot.addWidget(win)
     win.show()
@@ -197,6 +197,16 @@ def test_every_config_field_has_an_editor(panel):
     names = [panel.preset_combo.itemData(i) for i in range(panel.preset_combo.count())]
     assert names == [""] + [p.name for p in list_presets()]
     assert " — " in panel.preset_combo.itemText(1)
+    # The wheel over an unfocused spin box scrolls the page; it does not change the value.
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    panel.epochs.clearFocus()
+    before = panel.epochs.value()
+    wheel = QtGui.QWheelEvent(QtCore.QPointF(5, 5), QtCore.QPointF(5, 5), QtCore.QPoint(0, 0),
+                              QtCore.QPoint(0, 120), QtCore.Qt.MouseButton.NoButton,
+                              QtCore.Qt.KeyboardModifier.NoModifier, QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(panel.epochs, wheel)
+    assert panel.epochs.value() == before
 
 
 def test_preset_fills_editors_and_config_records_overrides(panel, qtbot):

@@ -28,7 +28,7 @@ from mriviewer.ml.metrics import (
 
 KEYS = [
     "n_cases", "n_per_class", "class_names", "auc", "auc_ci", "auc_classes", "accuracy",
-    "accuracy_ci", "balanced_accuracy", "f1_macro", "f1_macro_ci", "f1_weighted",
+    "accuracy_ci", "accuracy_chance", "balanced_accuracy", "f1_macro", "f1_macro_ci", "f1_weighted",
     "precision_macro", "recall_macro", "specificity", "per_class", "confusion_matrix", "roc",
     "classes_absent", "n_boot", "ci_level", "warnings",
 ]
@@ -370,3 +370,11 @@ def test_json_safe():
     obj = {1: np.float32(0.5), "a": [np.inf, np.nan, np.int64(3)], "b": np.array([1.0, np.nan])}
     assert json_safe(obj) == {"1": 0.5, "a": [None, None, 3], "b": [1.0, None]}
     assert json_safe(np.bool_(True)) is True
+
+
+def test_accuracy_is_compared_with_the_most_frequent_class():
+    labels = np.array([0] * 18 + [1] * 2)
+    probs = np.tile([0.9, 0.1], (20, 1))  # always the majority class: 90 % accuracy, no skill
+    m = classification_metrics(labels, probs, ["a", "b"])
+    assert m["accuracy"] == pytest.approx(0.9) and m["accuracy_chance"] == pytest.approx(0.9)
+    assert any("not above always predicting the most frequent class" in w for w in m["warnings"])

@@ -168,6 +168,9 @@ def test_holdout_run_reports_test_metrics_never_seen_before(phantom_dir, tmp_pat
     pred = Predictor.load(result.checkpoint, device="cpu")
     assert pred.test_metrics["auc"] == test["auc"]
     assert pred.role_of(split["test"][0]) == "test" and pred.role_of("nobody") == "external"
+    alone = discover(phantom_dir / split["train"][0]).cases[0]  # the same files under another id
+    alone.case_id = "renamed"
+    assert pred.role_of(alone) == "train"
     rows = list(csv.DictReader(open(tmp_path / "run" / "predictions.csv")))
     cache = VolumeCache()
     for row in rows[:3]:

@@ -11,16 +11,17 @@ files and reports. A stop request (:meth:`~.engine.Trainer.stop`) is honoured by
 together at the end of the current epoch.
 
 One machine: ``torchrun --standalone --nproc_per_node=N -m mriviewer train …`` (``--standalone``
-picks a free local port). Several machines: run the same command on every node, with the same
-``--nnodes=M --nproc_per_node=N --rdzv_id=JOB --rdzv_backend=c10d
---rdzv_endpoint=HOST:PORT`` where ``HOST`` is one of the nodes (reachable from all, e.g. port
-29400); the c10d rendezvous assigns the ranks, so no ``--node_rank`` is needed (that flag belongs
-to the static ``--master_addr``/``--master_port`` set-up, which also works). Nothing in mriviewer
-changes, but the dataset path must exist on every node, ``--out`` is written by global rank 0's
-node only, and each node's local rank 0 prepares the samples into its own store (under
-``MRIVIEWER_CACHE_DIR``; node-local or shared, both work) while the other ranks wait.
-``MRIVIEWER_DIST_TIMEOUT`` (seconds, default 7200) bounds how long ranks wait in a collective,
-sample preparation included (PyTorch's default would abort NCCL runs after 10 minutes).
+runs the rendezvous on a free local port). Several machines: run the same command on every node
+with ``--nnodes=M --nproc_per_node=N --rdzv_id=JOB --rdzv_backend=c10d
+--rdzv_endpoint=HOST:PORT`` in place of ``--standalone``, ``HOST`` being one of the nodes,
+reachable from all (e.g. port 29400); the c10d rendezvous assigns the ranks, so ``--node_rank``
+is not needed (it belongs to the static set-up, ``--node_rank=K --master_addr=HOST
+--master_port=PORT``, which works too). Nothing in mriviewer changes, but the dataset must be at
+the same path on every node, only global rank 0 writes ``--out`` (on its node), and local rank 0
+of each node prepares the samples into the store next to its volume cache
+(``MRIVIEWER_CACHE_DIR``, node-local or shared) while that node's other ranks wait.
+``MRIVIEWER_DIST_TIMEOUT`` (seconds, default 7200) bounds how long a rank waits in a collective,
+sample preparation included (PyTorch's default would end an NCCL run after 10 minutes).
 """
 
 from __future__ import annotations

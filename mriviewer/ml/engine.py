@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import Case, Dataset
+from ..datasets import Case, Dataset, case_identity
 from ..errors import ConfigError, DatasetError, MriViewerError
 from ..fileio import atomic_path, csv_text, json_safe, write_json
 from .checkpoint import new_checkpoint, save_checkpoint
@@ -190,13 +190,15 @@ class Trainer:
         self.loader = loader
         self.store_root = store_root
         self._stop = threading.Event()
+        self._stop_request = self._stop  # under torchrun: a separate flag, agreed at epoch ends
         self.messages: list[str] = []
         self.warnings: list[str] = []
         self.dist = None
 
     def stop(self) -> None:
-        """Ask the run to end after the current batch (thread-safe)."""
-        self._stop.set()
+        """Ask the run to end after the current batch (thread-safe); under ``torchrun``, all
+        ranks end together after the current epoch."""
+        self._stop_request.set()
 
     @property
     def stopping(self) -> bool:
@@ -237,14 +239,19 @@ class Trainer:
                               "(use ce or weighted_ce)")
         device = resolve_device(cfg.device)
         self.dist = context_from_env(device.type == "cuda")
-        self.device = self.dist.device(device)
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        if self._main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.enabled:
-            yield self._say(f"Distributed: rank {self.dist.rank} of {self.dist.world_size} ({self.dist.backend}).")
+            # A stop seen by one rank only would leave the others in a collective: every
+            # _stop check below reads a flag that the ranks set together (dist.any, epoch ends).
+            self._stop = threading.Event()
         try:
+            self.device = self.dist.device(device)
+            if cfg.num_threads:
+                torch.set_num_threads(cfg.num_threads)
+            if self._main:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+            if self.dist.enabled:
+                d = self.dist
+                yield self._say(f"Distributed: rank {d.rank} of {d.world_size} ({d.backend}).")
             if cfg.per_modality and len(cfg.modalities) > 1:
                 result = yield from self._per_modality()
             else:
@@ -302,8 +309,10 @@ class Trainer:
         store = SampleStore(cfg, self.store_root)
         self.store = store
         prepared: dict[str, _Prepared] = {}
-        if self.dist.enabled and not self.dist.is_main:
-            self.dist.barrier()  # rank 0 prepares; the others then find every case in the store
+        # Local rank 0 of each node prepares; the other ranks then find every case in the store.
+        leader = self.dist.local_rank == 0
+        if self.dist.enabled and not leader:
+            self.dist.barrier()
         todo = []
         for c in cases:
             try:
@@ -338,8 +347,13 @@ class Trainer:
             except MriViewerError as exc:
                 yield self._say(f"Case {c.case_id} skipped: {exc}", "warning")
             yield ProgressEvent("prepare", 0, i + 1, len(todo), fold=fold_tag)
-        if self.dist.enabled and self.dist.is_main:
+        if self.dist.enabled and leader:
             self.dist.barrier()
+        if self.dist.enabled:  # every rank must train and evaluate on the same cases
+            common = set.intersection(*(set(ids) for ids in self.dist.gather(list(prepared))))
+            for cid in [cid for cid in prepared if cid not in common]:
+                del prepared[cid]
+                yield self._say(f"Case {cid} skipped: not prepared on every rank.", "warning")
         missing = Counter(m for p in prepared.values() for m in p.facts.get("missing", []))
         for m, n in missing.items():
             yield self._say(f"{n} case(s) lack {m}: its channel is zeros for them.", "warning")
@@ -494,6 +508,8 @@ class Trainer:
         test_cases = [cases[i] for i in split.test]
         role_ids = {"train": [c.case_id for c in train_cases], "validation": [c.case_id for c in val_cases],
                     "test": [c.case_id for c in test_cases]}
+        role_ids["identities"] = {r: [case_identity(c) for c in cs] for r, cs in
+                                  (("train", train_cases), ("validation", val_cases), ("test", test_cases))}
         yield self._say(f"{split.name}: {len(train_cases)} train, {len(val_cases)} validation, {len(test_cases)} test "
                         f"({_count_by_class(test_cases, class_names)} in test).")
         absent = [class_names[k] for k in range(len(class_names)) if k not in {c.label for c in train_cases}]
@@ -545,7 +561,7 @@ class Trainer:
                        if dist.enabled else RandomSampler(train_ds, generator=gen))
             nw = worker_count(cfg)
             bs = phase["batch_size"]
-            per_rank = len(train_ds) // dist.world_size
+            per_rank = math.ceil(len(train_ds) / dist.world_size)  # DistributedSampler pads
             # A last batch of one sample breaks BatchNorm in training mode: drop that straggler.
             loader = DataLoader(train_ds, batch_size=bs, sampler=sampler, num_workers=nw,
                                 persistent_workers=nw > 0, pin_memory=device.type == "cuda",
@@ -619,7 +635,7 @@ class Trainer:
                     yield self._say(f"Early stopping at epoch {epoch}: {cfg.monitor} has not improved for "
                                     f"{waited} epochs (best epoch {best.get('epoch')}).")
                     break
-                if dist.enabled and dist.any(self._stop.is_set()):
+                if dist.enabled and dist.any(self._stop_request.is_set()):
                     self._stop.set()
             if best_state is not None and pi + 1 < len(phases):
                 model.load_state_dict(best_state)  # fine-tune from the best epoch of this phase
@@ -660,6 +676,7 @@ class Trainer:
         import torch
 
         model.eval()
+        self.dist.sync_buffers(model)  # every rank predicts with rank 0's model, the one saved
         mine = list(enumerate(cases))[self.dist.rank::self.dist.world_size]
         out, loss_sum, n = [], 0.0, 0
         with torch.no_grad():

@@ -276,6 +276,13 @@ def classification_metrics(
             f"AUC {point_auc:.3f} ({100 * level:g}% CI {lo:.3f}–{hi:.3f}) is not distinguishable "
             "from chance: the interval contains 0.5."
         )
+    # Accuracy against always answering the most frequent class of this set (the no-skill rate).
+    chance_acc = float(counts.max() / n) if n else None
+    if chance_acc is not None and acc_ci[0] is not None and acc_ci[0] <= chance_acc:
+        warns.append(
+            f"accuracy {acc:.3f} (CI {acc_ci[0]:.3f}–{acc_ci[1]:.3f}) is not above always predicting the "
+            f"most frequent class ({chance_acc:.3f})."
+        )
     if np.unique(preds).size == 1:
         warns.append(f"the model predicts one class ({names[int(preds[0])]}) for every case.")
     for label, n_skip in skipped.items():
@@ -294,6 +301,7 @@ def classification_metrics(
         "auc_classes": [names[k] for k in present] if auc_defined else [],
         "accuracy": acc,
         "accuracy_ci": list(acc_ci),
+        "accuracy_chance": chance_acc,
         "balanced_accuracy": bacc,
         "f1_macro": f1_macro,
         "f1_macro_ci": list(f1_ci),
@@ -363,7 +371,8 @@ def format_metrics(m: dict, title: str = "Test") -> str:
     lines = [
         f"{title} ({_count(m.get('n_cases'))} cases): "
         f"AUC {_f3(m.get('auc'))} ({100 * level:g}% CI {_ci(m.get('auc_ci'))}), "
-        f"accuracy {_f3(m.get('accuracy'))} ({_ci(m.get('accuracy_ci'))}), "
+        f"accuracy {_f3(m.get('accuracy'))} ({_ci(m.get('accuracy_ci'))}; "
+        f"most frequent class {_f3(m.get('accuracy_chance'))}), "
         f"balanced accuracy {_f3(m.get('balanced_accuracy'))}, "
         f"macro F1 {_f3(m.get('f1_macro'))} ({_ci(m.get('f1_macro_ci'))})",
         f"  macro precision {_f3(m.get('precision_macro'))}, "

@@ -104,6 +104,7 @@ class Predictor:
         self.path = path
         self._cam = None
         self._cam_shape = None
+        self._roles: dict | None = None
         # The GUI predicts all cases in one worker while another computes Grad-CAM: the model
         # (and MONAI's hooks on it) serve one of them at a time.
         self._lock = threading.Lock()
@@ -133,13 +134,23 @@ class Predictor:
         """The reported (test) metrics, or ``None``."""
         return self.metrics.get("test") or None
 
-    def role_of(self, case_id: str) -> str:
+    def role_of(self, case) -> str:
         """``"train"``, ``"validation"``, ``"test"`` (the checkpoint's recorded split) or
-        ``"external"`` for a case the run never saw."""
-        for role in ("train", "validation", "test"):
-            if case_id in set(self.checkpoint.get("split", {}).get(role, [])):
-                return role
-        return "external"
+        ``"external"`` for a case the run never saw. ``case`` is a :class:`Case` (matched by id
+        and by :func:`~mriviewer.datasets.case_identity`, so a case opened under another id is
+        still recognised) or a case id."""
+        from ..datasets import case_identity
+
+        split = self.checkpoint.get("split", {})
+        if self._roles is None:
+            self._roles = {}
+            for role in ("test", "validation", "train"):  # train wins if a bug ever put one in two
+                self._roles.update({("id", i): role for i in split.get(role, [])})
+                self._roles.update({("key", k): role for k in split.get("identities", {}).get(role, [])})
+        if isinstance(case, Case):
+            role = self._roles.get(("key", case_identity(case))) if case.modalities else None
+            return role or self._roles.get(("id", case.case_id), "external")
+        return self._roles.get(("id", case), "external")
 
     def check_modalities(self, available: list[str], allow_missing: bool = False) -> list[str]:
         """The model's modalities absent from ``available`` (a dataset's); with some missing

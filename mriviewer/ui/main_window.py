@@ -209,13 +209,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.train_panel.stop_requested.connect(self.stop_training)
         self.train_panel.load_run_requested.connect(self.load_checkpoint)
         self.dataset_opened.connect(self._update_train_enabled)
-        # The panel fits the dock at the default size (its settings pages and results scroll on
-        # their own); the outer scroll area only helps on very small screens.
-        scroll = QtWidgets.QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        scroll.setWidget(self.train_panel)
-        self._add_dock("Train", scroll, 400, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        # No scroll area around the panel: the settings pages and the results scroll on their
+        # own, so Train/Stop, the progress bars and the curves always fit the dock. (A scroll
+        # area would size the panel to its word-wrapped preferred height and push them out.)
+        self._add_dock("Train", self.train_panel, 380, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
 
     def _update_train_enabled(self) -> None:
         """Train is possible only with a labelled dataset open."""
@@ -311,7 +308,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def open_demo(self) -> None:
-        from ..cli import ensure_demo
+        from ..demo import ensure_demo
 
         self._set_busy(True, "Generating the demo dataset…")
         self.workers.start(ensure_demo, on_return=lambda p: (self._set_busy(False), self.open_path(p)),

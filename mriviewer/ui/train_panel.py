@@ -32,7 +32,7 @@ from ..ml.presets import Preset, list_presets
 
 __all__ = ["TrainPanel", "GROUPS", "device_description"]
 
-#: The editor groups (pages of the settings tool box), in order; each lists TrainConfig keys.
+#: The editor groups (tabs of the settings), in order; each lists TrainConfig keys.
 #: ``model`` and ``modalities`` sit above the groups; the identity keys (``preset``,
 #: ``preset_version``, ``overrides``) are not edited. A field listed nowhere lands in "Runtime".
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -47,6 +47,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "Evaluation": ("split", "folds", "seed"),
     "Runtime": ("device", "amp", "num_workers", "num_threads"),
 }
+#: Tab labels short enough for six tabs in the dock's width (the tooltip has the full name).
+_SHORT_GROUP = {"Augmentation": "Augment", "Optimisation": "Optimise", "Evaluation": "Evaluate"}
 _TOP = ("model", "modalities")
 _IDENTITY = ("preset", "preset_version", "overrides")
 #: Float keys whose arrow keys step by a decade-relative amount (1e-4 → 2e-4 → … → 1e-3).
@@ -231,12 +233,16 @@ class _Field:
 
 
 class _WheelGuard(QtCore.QObject):
-    """Ignore wheel events on unfocused spin/combo boxes, so scrolling a settings page does not
-    change the value under the pointer."""
+    """Wheel events on unfocused spin/combo boxes scroll their settings page instead of changing
+    the value under the pointer."""
 
     def eventFilter(self, obj, event):  # noqa: N802
         if event.type() == QtCore.QEvent.Type.Wheel and not obj.hasFocus():
-            event.ignore()
+            area = obj.parentWidget()
+            while area is not None and not isinstance(area, QtWidgets.QAbstractScrollArea):
+                area = area.parentWidget()
+            if area is not None:  # scroll the page instead
+                QtWidgets.QApplication.sendEvent(area.verticalScrollBar(), event)
             return True
         return False
 
@@ -298,7 +304,6 @@ class TrainPanel(QtWidgets.QWidget):
     train_requested = QtCore.Signal()
     stop_requested = QtCore.Signal()
     load_run_requested = QtCore.Signal(str)
-    _device_info = QtCore.Signal(str)
 
     def __init__(self, parent=None) -> None:
         global _WHEEL_GUARD
@@ -325,12 +330,11 @@ class TrainPanel(QtWidgets.QWidget):
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(self._build_settings())
         splitter.addWidget(self._build_run_area())
-        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 5)
         self.splitter = splitter
         layout.addWidget(splitter, 1)
 
-        self._device_info.connect(self._show_device)
         self._model_changed()
         self._relevance()
         self._refresh_overrides()
@@ -356,7 +360,7 @@ class TrainPanel(QtWidgets.QWidget):
         self.preset_info = QtWidgets.QLabel("No preset: defaults, plus your edits.")
         self.preset_info.setWordWrap(True)
         self.preset_info.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        self.preset_info.setStyleSheet("color: palette(mid); font-size: 8pt;")
+        self.preset_info.setStyleSheet("color: #444; font-size: 8pt;")
         self.preset_info.linkActivated.connect(self._toggle_notes)
         self.preset_notes = QtWidgets.QLabel("")
         self.preset_notes.setWordWrap(True)
@@ -375,7 +379,7 @@ class TrainPanel(QtWidgets.QWidget):
         self.modality_layout.setContentsMargins(0, 0, 0, 0)
         self.modality_layout.setSpacing(6)
         self.modality_hint = QtWidgets.QLabel("(open a dataset)")
-        self.modality_hint.setStyleSheet("color: palette(mid);")
+        self.modality_hint.setStyleSheet("color: #777;")
         self.modality_layout.addWidget(self.modality_hint)
         self.modality_layout.addStretch(1)
         self.modality_checks: dict[str, QtWidgets.QCheckBox] = {}
@@ -414,8 +418,13 @@ class TrainPanel(QtWidgets.QWidget):
         for f in fields(TrainConfig):
             if f.name not in listed and f.name not in _TOP and f.name not in _IDENTITY:
                 groups["Runtime"].append(f.name)  # a field added later still gets an editor
-        self.toolbox = QtWidgets.QToolBox()
-        self.toolbox.setMinimumHeight(150)
+        # A tab per group: one row of tabs costs far less height than a tool box's six headers.
+        self.settings_tabs = QtWidgets.QTabWidget()
+        self.settings_tabs.setDocumentMode(True)
+        self.settings_tabs.setUsesScrollButtons(True)
+        self.settings_tabs.tabBar().setExpanding(False)
+        self.settings_tabs.setStyleSheet("QTabBar::tab { padding: 3px 4px; }")
+        self.settings_tabs.setMinimumHeight(170)
         for gi, (name, keys) in enumerate(groups.items()):
             page = QtWidgets.QWidget()
             form = QtWidgets.QFormLayout(page)
@@ -454,9 +463,9 @@ class TrainPanel(QtWidgets.QWidget):
             scroll.setWidgetResizable(True)
             scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
             scroll.setWidget(page)
-            self.toolbox.addItem(scroll, name)
-            self.toolbox.setItemToolTip(gi, ", ".join(keys))
-        self.toolbox.setCurrentIndex(list(groups).index("Optimisation"))
+            self.settings_tabs.addTab(scroll, _SHORT_GROUP.get(name, name))
+            self.settings_tabs.setTabToolTip(gi, f"{name}: {', '.join(keys)}")
+        self.settings_tabs.setCurrentIndex(list(groups).index("Optimisation"))
         self.fields["scheduler"].connect(lambda _: self._relevance())
         self.fields["optimizer"].connect(lambda _: self._relevance())
         self.fields["finetune_epochs"].connect(lambda _: self._relevance())
@@ -470,7 +479,7 @@ class TrainPanel(QtWidgets.QWidget):
         self.depth = self.fields["depth"].editor
         self.device = self.fields["device"].editor
         self.pretrained = self.fields["pretrained"].editor
-        return self.toolbox
+        return self.settings_tabs
 
     def _build_run_area(self) -> QtWidgets.QWidget:
         area = QtWidgets.QWidget()
@@ -502,6 +511,7 @@ class TrainPanel(QtWidgets.QWidget):
         for bar in (self.progress, self.overall):
             bar.setMaximumHeight(18)
             bar.setTextVisible(True)
+            bar.setValue(0)
         lay.addWidget(self.progress)
         lay.addWidget(self.overall)
         self.status = QtWidgets.QLabel("Idle")
@@ -545,6 +555,7 @@ class TrainPanel(QtWidgets.QWidget):
                                               symbolBrush="#ffd11a")
         self.lr_plot = self.curves.addPlot(row=2, col=0, title="Learning rate")
         self.lr_plot.setLogMode(y=True)
+        self.lr_plot.setYRange(-5, -2)  # log10 units until the first epoch
         self.lr_plot.setLabel("bottom", "epoch")
         self.lr_curve = self.lr_plot.plot([], [], pen=pg.mkPen("#cc66cc", width=2), symbol="o",
                                           symbolSize=4)
@@ -567,32 +578,35 @@ class TrainPanel(QtWidgets.QWidget):
         self.results_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.results_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.results_label)
-        self.roc_plot = pg.PlotWidget(title="ROC (test)")
-        self.roc_plot.setLabel("bottom", "false positive rate")
-        self.roc_plot.setLabel("left", "true positive rate")
-        self.roc_plot.setXRange(0, 1)
-        self.roc_plot.setYRange(0, 1)
-        self.roc_plot.setAspectLocked(True)
-        self.roc_plot.setMinimumHeight(200)
-        self.roc_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.roc_legend = self.roc_plot.addLegend(offset=(-5, -5), labelTextSize="8pt")
-        self.roc_plot.setVisible(False)
-        lay.addWidget(self.roc_plot)
-        self.confusion_caption = QtWidgets.QLabel("Confusion matrix (test; rows: true class, columns: "
-                                                  "predicted)")
-        self.confusion_caption.setWordWrap(True)
-        self.confusion_caption.setVisible(False)
-        self.confusion_table = QtWidgets.QTableWidget(0, 0)
-        self.confusion_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.confusion_table.setVisible(False)
-        self.confusion_table.setSizeAdjustPolicy(QtWidgets.QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
-        lay.addWidget(self.confusion_caption)
-        lay.addWidget(self.confusion_table)
         self.results_warnings = QtWidgets.QLabel("")
         self.results_warnings.setWordWrap(True)
         self.results_warnings.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.results_warnings.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.results_warnings)
+        self.confusion_caption = QtWidgets.QLabel("Confusion matrix (test cases; rows: true class, "
+                                                  "columns: predicted)")
+        self.confusion_caption.setWordWrap(True)
+        self.confusion_caption.setVisible(False)
+        self.confusion_table = QtWidgets.QTableWidget(0, 0)
+        self.confusion_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.confusion_table.setVisible(False)
+        self.confusion_table.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred,
+                                           QtWidgets.QSizePolicy.Policy.Fixed)
+        self.confusion_table.setSizeAdjustPolicy(
+            QtWidgets.QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+        self.confusion_table.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        lay.addWidget(self.confusion_caption)
+        lay.addWidget(self.confusion_table)
+        self.roc_plot = pg.PlotWidget(title="ROC (test)")
+        self.roc_plot.setLabel("bottom", "false positive rate")
+        self.roc_plot.setLabel("left", "true positive rate")
+        self.roc_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
+        self.roc_plot.setMouseEnabled(x=False, y=False)
+        self.roc_plot.setFixedHeight(240)
+        self.roc_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.roc_legend = self.roc_plot.addLegend(offset=(-5, -5), labelTextSize="8pt")
+        self.roc_plot.setVisible(False)
+        lay.addWidget(self.roc_plot)
         lay.addStretch(1)
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
@@ -732,7 +746,7 @@ class TrainPanel(QtWidgets.QWidget):
         key = m.group(1) if m else ""
         if key in self.fields:
             self.fields[key].set_invalid(True)
-            self.toolbox.setCurrentIndex(self.field_group[key])
+            self.settings_tabs.setCurrentIndex(self.field_group[key])
             self.fields[key].editor.setFocus()
 
     def _edited(self, key: str) -> None:
@@ -775,7 +789,7 @@ class TrainPanel(QtWidgets.QWidget):
         for label in (*self.field_labels.values(), *self._top_labels.values()):
             if label is not None and label.font().bold():
                 label.setStatusTip(tip)
-        self.toolbox.setToolTip(tip + "\nBold labels mark the edited values.")
+        self.settings_tabs.setToolTip(tip + "\nBold labels mark the edited values.")
 
     def _model_changed(self) -> None:
         is3d = is_3d_model(self.model.currentText())
@@ -861,23 +875,30 @@ class TrainPanel(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ device line
     def refresh_device(self) -> None:
-        """Describe what the device setting resolves to (torch is imported in a thread, so the
-        window opens without waiting for it)."""
+        """Describe what the device setting resolves to. torch is imported and queried in a
+        thread (the window opens without waiting for it); a timer owned by the panel picks the
+        answer up on the GUI thread, so nothing reaches a panel that was closed meanwhile."""
         device = self.fields["device"].get() or "auto"
         threads = self.fields["num_threads"].get()
-        signal = self._device_info
+        self._device_token = token = getattr(self, "_device_token", 0) + 1
+        box: dict = {}
 
         def work():
             try:
-                text = device_description(device, threads)
+                box["text"] = device_description(device, threads)
             except Exception as exc:  # noqa: BLE001 - a broken CUDA driver must not break the panel
-                text = f"{device}: cannot query ({type(exc).__name__}: {exc})"
-            try:
-                signal.emit(f"{device} → {text}" if device == "auto" else text)
-            except RuntimeError:  # the panel was deleted meanwhile
-                pass
+                box["text"] = f"{device}: cannot query ({type(exc).__name__}: {exc})"
+
+        def poll():
+            if token != self._device_token:
+                return  # a newer query replaced this one
+            if "text" not in box:
+                QtCore.QTimer.singleShot(50, self, poll)
+                return
+            self._show_device(f"{device} → {box['text']}" if device == "auto" else box["text"])
 
         threading.Thread(target=work, name="mriviewer-device", daemon=True).start()
+        QtCore.QTimer.singleShot(0, self, poll)
 
     def _show_device(self, text: str) -> None:
         self.device_label.setText(text)
@@ -1048,6 +1069,7 @@ class TrainPanel(QtWidgets.QWidget):
         self.best_marker.setData([b[0] for b in best[-1:]], [b[1] for b in best[-1:]])
         lrs = [(h["epoch"], h["lr"]) for h in run if _finite(h.get("lr")) and h["lr"] > 0]
         self.lr_curve.setData([p[0] for p in lrs], [p[1] for p in lrs])
+        self.lr_plot.enableAutoRange(y=True)
         fold = f" ({r['fold']})" if r.get("fold") and r["fold"] != "holdout" else ""
         self.loss_plot.setTitle(f"Loss{fold}")
         self.append_log(f"epoch {r['epoch']}{fold}: train loss {r['train_loss']:.4f}, val loss "
@@ -1113,7 +1135,9 @@ class TrainPanel(QtWidgets.QWidget):
             level = round(100 * (test.get("ci_level") or 0.95))
             lines.append(f"<b>Test ({kind}, {n} cases)</b>")
             lines.append(f"AUC <b>{_num(test.get('auc'))}</b> ({level} % CI {_ci(test.get('auc_ci'))})<br>"
-                         f"accuracy {_num(test.get('accuracy'))} ({level} % CI {_ci(test.get('accuracy_ci'))})<br>"
+                         f"accuracy {_num(test.get('accuracy'))} ({level} % CI {_ci(test.get('accuracy_ci'))})"
+                         + (f"; always the most frequent class: {_num(test['accuracy_chance'])}"
+                            if test.get("accuracy_chance") is not None else "") + "<br>"
                          f"balanced accuracy {_num(test.get('balanced_accuracy'))}<br>"
                          f"macro F1 {_num(test.get('f1_macro'))} ({level} % CI {_ci(test.get('f1_macro_ci'))})")
             summary = metrics.get("summary")
@@ -1167,6 +1191,7 @@ class TrainPanel(QtWidgets.QWidget):
         for i, (name, fpr, tpr) in enumerate(curves):
             plot.plot(fpr, tpr, pen=pg.mkPen(_PALETTE[i % len(_PALETTE)], width=2), name=name)
         plot.setTitle("ROC (test)" if curves else "ROC (test): undefined, one class only")
+        plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.02)
         plot.setVisible(True)
 
     def _show_confusion(self, test: dict) -> None:
@@ -1176,8 +1201,8 @@ class TrainPanel(QtWidgets.QWidget):
         t.clear()
         t.setRowCount(len(cm))
         t.setColumnCount(len(cm))
-        t.setVerticalHeaderLabels([f"true {n}" for n in names])
-        t.setHorizontalHeaderLabels([f"pred. {n}" for n in names])
+        t.setVerticalHeaderLabels(list(names))
+        t.setHorizontalHeaderLabels([n.replace(" ", "\n") for n in names])  # narrow columns
         for i, row in enumerate(cm):
             total = max(sum(row), 1)
             for j, count in enumerate(row):
@@ -1191,8 +1216,8 @@ class TrainPanel(QtWidgets.QWidget):
                 t.setItem(i, j, item)
         t.resizeColumnsToContents()
         t.resizeRowsToContents()
-        height = t.horizontalHeader().height() + sum(t.rowHeight(r) for r in range(t.rowCount())) + 4
-        t.setFixedHeight(height)
+        t.horizontalHeader().setMinimumSectionSize(40)
+        t.updateGeometry()
         t.setVisible(True)
         self.confusion_caption.setVisible(True)
 
