@@ -322,3 +322,33 @@ def test_bf16_autocast_on_cpu_when_asked(phantom_dir, tmp_path):
     assert any("bf16 autocast" in m for m in result.messages)
     assert math.isfinite(result.history[0]["train_loss"])
     assert torch.load(result.checkpoint, weights_only=True)["config"]["amp"] == "bf16"
+
+
+def test_brain_extraction_without_deepbet_is_a_clear_error(phantom_dir, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_deepbet(name, *a, **k):
+        if name.startswith("deepbet"):
+            raise ImportError("no deepbet")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_deepbet)
+    cfg = TrainConfig(model="cnn3d", modalities=["FLAIR"], image_size=32, depth=8, brain_extraction="deepbet")
+    with pytest.raises(ConfigError, match="deepbet"):
+        Preprocessor(cfg, VolumeCache().get).case_input(discover(phantom_dir).cases[0])
+
+
+def test_deepbet_strips_an_unstripped_ixi_head():
+    pytest.importorskip("deepbet", reason="optional extra mriviewer[bet] not installed")
+    from .conftest import real_data
+
+    ds = discover(real_data("ixi-t1-2mm/t1"))
+    cfg = TrainConfig(model="cnn3d", modalities=["T1w"], image_size=48, depth=32, brain_extraction="deepbet")
+    pre = Preprocessor(cfg, VolumeCache().get)
+    stripped = pre.case_input(ds.cases[0]).array
+    whole = Preprocessor(TrainConfig(model="cnn3d", modalities=["T1w"], image_size=48, depth=32),
+                         VolumeCache().get).case_input(ds.cases[0]).array
+    kept = (stripped > 0).mean() / (whole > 0).mean()
+    assert 0.2 < kept < 0.8  # the brain is a part of the head, not all of it and not nothing

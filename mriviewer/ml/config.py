@@ -49,6 +49,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "freeze": ("none", "backbone", "batchnorm"),
     "finetune_freeze": ("none", "backbone", "batchnorm"),
     "amp": ("auto", "bf16", "fp16", "off"),
+    "brain_extraction": ("none", "deepbet"),
 }
 
 #: Inclusive numeric ranges ``(low, high)``; beyond them a value is refused as absurd.
@@ -100,6 +101,8 @@ class TrainConfig:
             mean/std; their channel means for grey input) or ``"none"``.
         color: ``"rgb"`` keeps 2D images' three colour channels; ``"grey"`` converts.
         per_modality: train one model per selected modality and report each.
+        brain_extraction: ``"deepbet"`` skull-strips 3D cases before everything else (the mask of
+            the first modality applies to all; :mod:`.brain`), for unstripped inputs such as IXI.
         augment: ``{"flip_lr": p, "rotate_deg": d, "scale": [lo, hi], "shift": fraction,
             "brightness": [lo, hi]}`` (MONAI for volumes, torchvision v2 for slices).
 
@@ -150,6 +153,7 @@ class TrainConfig:
     normalise: str = "fixed"
     color: str = "grey"
     per_modality: bool = False
+    brain_extraction: str = "none"
     augment: dict = field(default_factory=lambda: {"flip_lr": 0.5})
 
     epochs: int = 5

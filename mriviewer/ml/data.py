@@ -65,7 +65,7 @@ STORE_FORMAT = 2
 
 #: The settings that change a case's samples (the store key).
 _PREPROCESS_KEYS = ("modalities", "modality_fallback", "image_size", "depth", "depth_mode", "spacing_mm",
-                    "slices_per_case", "slice_range", "intensity", "color")
+                    "slices_per_case", "slice_range", "intensity", "color", "brain_extraction")
 
 
 @dataclass
@@ -158,6 +158,13 @@ class Preprocessor:
             return self._rgb_input(case, used, missing)
         present = list(dict.fromkeys(used.values()))
         volumes = self._on_one_grid(case, present)
+        if self.config.brain_extraction == "deepbet" and not case.is_2d:
+            from .brain import deepbet_mask
+
+            brain = deepbet_mask(volumes[present[0]])
+            volumes = {m: Volume(np.where(brain, v.data, 0).astype(v.data.dtype), v.affine, v.modality,
+                                 list(v.sources), {**v.meta, "brain_extraction": "deepbet"})
+                       for m, v in volumes.items()}
         reference = volumes[present[0]]
         channels = [self._channel(volumes[used[m]]) if m in used else None for m in mods]
         grid = next(c.shape for c in channels if c is not None)
