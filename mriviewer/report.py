@@ -148,9 +148,12 @@ def write_case_report(inputs: ReportInputs, out: str | Path) -> Path:
              f"AUC {_fmt(test.get('auc'))} (95% CI {_fmt(ci[0])}–{_fmt(ci[1])}), "
              f"accuracy {_fmt(test.get('accuracy'))} ({_fmt(aci[0])}–{_fmt(aci[1])}), "
              f"macro F1 {_fmt(test.get('f1_macro'))}", 9)
-        for w in test.get("warnings", [])[:4]:
+        # The test figures' warnings, then the run's confound / split / duplicate warnings.
+        run_warnings = [w for w in m.get("warnings", []) if w not in test.get("warnings", [])
+                        and (w.startswith("Confound") or "near-duplicate" in w or "no patient IDs" in w)]
+        for w in (test.get("warnings", []) + run_warnings)[:6]:
             c.setFillColorRGB(0.7, 0.3, 0.0)
-            line(f"Warning: {w}"[:160], 8, dy=4.2 * mm)
+            line(f"Warning: {w}"[:170], 7.5, dy=4.0 * mm)
             c.setFillColorRGB(0, 0, 0)
     else:
         line("No test-set metrics in this checkpoint (trained before mriviewer kept a test set): "

@@ -400,3 +400,21 @@ def test_preset_training_results_and_stopped_run_keeps_model(window, qtbot, demo
     qtbot.mouseClick(panel.load_run_button, QtCore.Qt.MouseButton.LeftButton)
     assert window.predictor is not loaded and window.predictor.path == stopped.checkpoint
     assert not panel.load_run_button.isVisible()
+
+
+def test_labelled_folders_open_as_one_dataset(qtbot, tmp_path):
+    """The GUI's --data LABEL=PATH: two folders, a class each, one dataset that can be trained."""
+    from mriviewer.demo import make_lesion_phantoms
+    from mriviewer.ui.main_window import LabelledFoldersDialog, MainWindow
+
+    a = make_lesion_phantoms(tmp_path / "site-a", n_cases=4, seed=1)
+    b = make_lesion_phantoms(tmp_path / "site-b", n_cases=4, seed=2)
+    win = MainWindow()
+    qtbot.addWidget(win)
+    dlg = LabelledFoldersDialog(win)
+    dlg.add_row("HGG", str(a))
+    dlg.add_row("healthy", str(b))
+    assert win.open_labelled_folders(dlg.sources())
+    ds = win.dataset
+    assert ds.layout == "assembled" and ds.class_names == ["HGG", "healthy"] and len(ds.cases) == 8
+    assert win.case_table.rowCount() == 8

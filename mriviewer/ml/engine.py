@@ -447,7 +447,7 @@ class Trainer:
                     shutil.copyfile(chosen["checkpoint"], tmp)
             from .checkpoint import update_checkpoint
 
-            ck_metrics = {"validation": chosen["validation"], "test": chosen["test"]}
+            ck_metrics = {"validation": chosen["validation"], "test": chosen["test"], "warnings": metrics["warnings"]}
             if "summary" in metrics:
                 ck_metrics["cv"] = {"test": metrics["test"], "summary": metrics["summary"]}
             update_checkpoint(ckpt_path, metrics=ck_metrics)

@@ -228,6 +228,7 @@ class MainWindow(QtWidgets.QMainWindow):
         m = self.menuBar().addMenu("&File")
         m.addAction("Open folder…", self._open_dialog, QtGui.QKeySequence.StandardKey.Open)
         m.addAction("Open file…", self._open_file_dialog)
+        m.addAction("Open labelled folders…", self._open_labelled_dialog)
         m.addAction("Open demo dataset", self.open_demo)
         m.addSeparator()
         m.addAction("Load checkpoint…", self._load_checkpoint_dialog)
@@ -284,6 +285,22 @@ class MainWindow(QtWidgets.QMainWindow):
         except MriViewerError as exc:
             self.show_error(str(exc))
             return False
+        return self.open_dataset(ds)
+
+    def open_labelled_folders(self, sources: list[tuple[str, str | Path]]) -> bool:
+        """Open several folders as one dataset, each folder's cases labelled with its class
+        (``mriviewer train --data LABEL=PATH …``). Returns False (and shows why) on failure."""
+        from ..datasets import assemble
+
+        try:
+            ds = assemble(sources)
+        except MriViewerError as exc:
+            self.show_error(str(exc))
+            return False
+        return self.open_dataset(ds)
+
+    def open_dataset(self, ds) -> bool:
+        """Show a discovered or assembled :class:`~mriviewer.datasets.Dataset`."""
         self.dataset = ds
         self.predictions.clear()
         self.cams.clear()
@@ -777,6 +794,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if path:
             self.open_path(path)
 
+    def _open_labelled_dialog(self) -> None:
+        dlg = LabelledFoldersDialog(self)
+        if dlg.exec() == QtWidgets.QDialog.DialogCode.Accepted and dlg.sources():
+            self.open_labelled_folders(dlg.sources())
+
     def _open_file_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
             self, "Open image", "", "Images (*.nii *.nii.gz *.dcm *.png *.jpg *.jpeg);;All files (*)")
@@ -804,3 +826,56 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.trainer is not None:
             self.trainer.stop()
         super().closeEvent(ev)
+
+
+class LabelledFoldersDialog(QtWidgets.QDialog):
+    """Rows of (class, folder): several folders assembled into one labelled dataset, e.g. HGG,
+    LGG and healthy brains from three archives (the GUI's ``--data LABEL=PATH``)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Open labelled folders")
+        self.table = QtWidgets.QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["Class", "Folder"])
+        self.table.horizontalHeader().setStretchLastSection(True)
+        add = QtWidgets.QPushButton("Add folder…")
+        add.clicked.connect(self._add)
+        remove = QtWidgets.QPushButton("Remove")
+        remove.clicked.connect(lambda: self.table.removeRow(self.table.currentRow()))
+        note = QtWidgets.QLabel("Each folder's cases get its class. If a class comes from one source only, "
+                                "the run warns that the model may learn the source, not the disease.")
+        note.setWordWrap(True)
+        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Ok
+                                             | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(add)
+        row.addWidget(remove)
+        row.addStretch(1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(note)
+        layout.addWidget(self.table)
+        layout.addLayout(row)
+        layout.addWidget(buttons)
+        self.resize(640, 320)
+
+    def add_row(self, label: str, folder: str) -> None:
+        n = self.table.rowCount()
+        self.table.insertRow(n)
+        self.table.setItem(n, 0, QtWidgets.QTableWidgetItem(label))
+        self.table.setItem(n, 1, QtWidgets.QTableWidgetItem(folder))
+
+    def _add(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder of one class")
+        if folder:
+            self.add_row(Path(folder).name, folder)
+
+    def sources(self) -> list[tuple[str, str]]:
+        """The ``(class, folder)`` rows with both filled in."""
+        out = []
+        for r in range(self.table.rowCount()):
+            label, folder = (self.table.item(r, c) for c in (0, 1))
+            if label and folder and label.text().strip() and folder.text().strip():
+                out.append((label.text().strip(), folder.text().strip()))
+        return out
