@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="predict every case of a dataset")
     pr.add_argument("--checkpoint", required=True)
-    pr.add_argument("--data", required=True)
+    pr.add_argument("--data", required=True, action="append", metavar="[LABEL=]PATH")
     pr.add_argument("--out", required=True, help="CSV file")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--allow-missing-modality", action="store_true",
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="write a per-case PDF report with Grad-CAM")
     r.add_argument("--checkpoint", required=True)
-    r.add_argument("--data", required=True)
+    r.add_argument("--data", required=True, action="append", metavar="[LABEL=]PATH")
     r.add_argument("--case", required=True, help="case id as listed by `mriviewer info`")
     r.add_argument("--out", required=True, help="PDF file")
     r.add_argument("--device", default="auto")
@@ -370,7 +370,7 @@ def _cmd_predict(args) -> int:
     ds = _discover(args.data, args.assign, args.volume)
     preds = _predict_all(predictor, ds, args.allow_missing_modality)
     if not preds:
-        raise MriViewerError(f"{args.data}: no case could be predicted")
+        raise MriViewerError(f"{', '.join(args.data)}: no case could be predicted")
     by_id = {c.case_id: c for c in ds.cases}
     write_predictions_csv(preds, predictor.class_names, args.out, ds, role=lambda cid: predictor.role_of(by_id[cid]))
     roles = {}
@@ -398,7 +398,7 @@ def _cmd_evaluate(args) -> int:
     predictor = Predictor.load(args.checkpoint, args.device)
     ds = _discover(args.data, args.assign, args.volume)
     if ds.task == "none":
-        raise MriViewerError(f"{args.data}: no labels found; evaluate needs a labelled set")
+        raise MriViewerError(f"{', '.join(args.data)}: no labels found; evaluate needs a labelled set")
     names = predictor.class_names
     unknown = [n for n in ds.class_names if n not in names]
     labelled = [c for c in ds.labelled()]
@@ -416,7 +416,7 @@ def _cmd_evaluate(args) -> int:
     sub = type(ds)(ds.root, ds.layout, labelled, ds.class_names, ds.label_source, ds.warnings, ds.patient_ids)
     preds = _predict_all(predictor, sub, args.allow_missing_modality)
     if not preds:
-        raise MriViewerError(f"{args.data}: no labelled case could be predicted")
+        raise MriViewerError(f"{', '.join(args.data)}: no labelled case could be predicted")
     labels = np.array([names.index(ds.class_names[p.label]) for p in preds])
     probs = np.stack([p.probs for p in preds])
     m = classification_metrics(labels, probs, names)
@@ -447,7 +447,7 @@ def _cmd_cam_check(args) -> int:
     ds = _discover(args.data, args.assign, args.volume)
     cases = [c for c in ds.cases if c.segmentation is not None]
     if not cases:
-        raise MriViewerError(f"{args.data}: no case has a tumour mask (BraTS seg / GT_W)")
+        raise MriViewerError(f"{', '.join(args.data)}: no case has a tumour mask (BraTS seg / GT_W)")
     if args.max_cases:
         cases = cases[:args.max_cases]
     predictor.check_modalities(ds.modalities)

@@ -144,10 +144,11 @@ def write_case_report(inputs: ReportInputs, out: str | Path) -> Path:
     if test:
         ci = test.get("auc_ci") or [None, None]
         aci = test.get("accuracy_ci") or [None, None]
-        line(f"Test set ({test.get('n_cases', 'n/a')} held-out cases, never used for training or selection): "
-             f"AUC {_fmt(test.get('auc'))} (95% CI {_fmt(ci[0])}–{_fmt(ci[1])}), "
+        line(f"Test set: {test.get('n_cases', 'n/a')} held-out cases, never used for training or selection", 9,
+             dy=4.4 * mm)
+        line(f"AUC {_fmt(test.get('auc'))} (95% CI {_fmt(ci[0])}–{_fmt(ci[1])}), "
              f"accuracy {_fmt(test.get('accuracy'))} ({_fmt(aci[0])}–{_fmt(aci[1])}), "
-             f"macro F1 {_fmt(test.get('f1_macro'))}", 9)
+             f"balanced accuracy {_fmt(test.get('balanced_accuracy'))}, macro F1 {_fmt(test.get('f1_macro'))}", 9)
         # The test figures' warnings, then the run's confound / split / duplicate warnings.
         run_warnings = [w for w in m.get("warnings", []) if w not in test.get("warnings", [])
                         and (w.startswith("Confound") or "near-duplicate" in w or "no patient IDs" in w)]

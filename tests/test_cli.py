@@ -139,3 +139,53 @@ def test_4d_nifti_volume_choice(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert "3 volumes" in " ".join(info["cases"][0]["modalities"]["T2w"]["warnings"])
     assert main(["convert", str(tmp_path / "fmri_t2.nii.gz"), "--volume", "9", "--out", str(out)]) == 2
+
+
+def test_assembled_classes_confound_report_evaluate_and_cam_check(tmp_path, capsys):
+    """--data LABEL=PATH from two 'sites' whose voxel spacing differs: the run warns of the
+    confound, the PDF report repeats it next to the test figures, predict marks roles, evaluate
+    leaves seen cases out, and cam-check ends with its key=value line."""
+    from mriviewer.demo import make_lesion_phantoms
+
+    a = make_lesion_phantoms(tmp_path / "site-a", n_cases=8, seed=1, spacing_mm=2.0)
+    b = make_lesion_phantoms(tmp_path / "site-b", n_cases=8, seed=2, spacing_mm=1.0)
+    out = tmp_path / "run"
+    data = ["--data", f"tumour={a}", "--data", f"healthy={b}"]
+    assert main(["train", *data, "--model", "cnn3d", "--epochs", "1", "--out", str(out), "--split", "50/25/25",
+                 "--set", "image_size=32", "--set", "depth=8", "--set", "batch_size=4", "--set", "augment={}",
+                 "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "Confound: class 'tumour' comes only from source site-a" in err and "voxel spacing differs" in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert any(w.startswith("Confound") for w in metrics["warnings"])
+    assert json.loads((out / "config.json").read_text())["overrides"]["split"] == [0.5, 0.25, 0.25]
+    # The same --out again is refused without --overwrite.
+    assert main(["train", *data, "--model", "cnn3d", "--epochs", "1", "--out", str(out)]) == 2
+
+    pdf = tmp_path / "r.pdf"
+    case_id = metrics["split"]["test"][0]
+    assert main(["report", "--checkpoint", str(out / "best.pt"), *data, "--case", case_id, "--out", str(pdf)]) == 0
+    text = pdf_text(pdf)
+    assert "Test set" in text and "Confound" in text
+
+    preds = tmp_path / "p.csv"
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), *data, "--out", str(preds)]) == 0
+    roles = {r["case_id"]: r["split"] for r in csv.DictReader(preds.open())}
+    assert roles[case_id] == "test" and set(roles.values()) == {"train", "validation", "test"}
+
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), *data, "--out", str(tmp_path / "ev")]) == 0
+    ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert ev["test"]["n_cases"] == len(metrics["split"]["test"])  # train and validation cases left out
+    assert any("left out" in w for w in ev["warnings"])
+
+    capsys.readouterr()
+    assert main(["cam-check", "--checkpoint", str(out / "best.pt"), *data, "--class", "tumour", "--max-cases", "3"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("pointing_game=") and " baseline=" in last and " energy_in_mask=" in last
+
+
+def test_presets_listing(capsys):
+    assert main(["presets", "--json"]) == 0
+    presets = json.loads(capsys.readouterr().out)
+    assert {p["name"] for p in presets} >= {"mgmt-resnet18-2d", "grading-r2plus1d-18", "tumour-type-resnet18-2d"}
+    assert all({"version", "task", "paper", "summary", "config"} <= set(p) for p in presets)
