@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="write the synthetic demo dataset (RSNA-MICCAI layout)")
     d.add_argument("--out", required=True)
-    d.add_argument("--cases", type=int, default=24)
+    d.add_argument("--cases", type=int, default=32, help="number of cases (default 32, as view --demo)")
     d.add_argument("--seed", type=int, default=0)
     return p
 
@@ -572,12 +572,12 @@ def main(argv: list[str] | None = None) -> int:
     except MriViewerError as exc:
         print(f"mriviewer: error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        print(f"mriviewer: error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a missing or unwritable path, a full disk, an existing output…
+        print(f"mriviewer: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

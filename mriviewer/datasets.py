@@ -160,9 +160,19 @@ class Dataset:
         return ordered + sorted(found - set(MODALITIES) - {"SEG"})
 
     def case(self, case_id: str) -> Case:
+        """The case called ``case_id``; a number also finds a zero-padded id (``0`` →
+        ``00000``, as RSNA-MICCAI's label files write them) when exactly one matches.
+
+        Raises:
+            DatasetError: no such case.
+        """
         for c in self.cases:
             if c.case_id == case_id:
                 return c
+        if str(case_id).isdigit():
+            same = [c for c in self.cases if c.case_id.isdigit() and int(c.case_id) == int(case_id)]
+            if len(same) == 1:
+                return same[0]
         raise DatasetError(f"{self.root}: no case {case_id!r}")
 
     def labelled(self) -> list[Case]:

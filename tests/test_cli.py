@@ -189,3 +189,14 @@ def test_presets_listing(capsys):
     presets = json.loads(capsys.readouterr().out)
     assert {p["name"] for p in presets} >= {"mgmt-resnet18-2d", "grading-r2plus1d-18", "tumour-type-resnet18-2d"}
     assert all({"version", "task", "paper", "summary", "config"} <= set(p) for p in presets)
+
+
+def test_demo_twice_is_one_line_and_numeric_case_ids_match(tmp_path, demo_dir):
+    out = tmp_path / "d"
+    assert main(["demo", "--out", str(out), "--cases", "2"]) == 0
+    r = run_cli("demo", "--out", str(out), "--cases", "2")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "already exists" in r.stderr
+    from mriviewer.datasets import discover
+
+    ds = discover(demo_dir)
+    assert ds.case("0") is ds.case("00000")
