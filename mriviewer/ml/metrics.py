@@ -52,6 +52,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..fileio import json_safe  # one home for strict-JSON conversion (re-exported)
+
 __all__ = [
     "SCALAR_METRICS",
     "accuracy",
@@ -381,27 +383,6 @@ def format_metrics(m: dict, title: str = "Test") -> str:
     ]
     lines += [f"Warning: {w}" for w in m.get("warnings", [])]
     return "\n".join(lines)
-
-
-def json_safe(obj):
-    """``obj`` for strict JSON: NaN/inf floats as ``None``, numpy values as Python ones.
-
-    Dicts (keys made ``str``), lists, tuples and arrays are converted recursively.
-    """
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    return obj
 
 
 # --------------------------------------------------------------------------- internals
