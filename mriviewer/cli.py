@@ -70,42 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_assign(t)
 
     ev = sub.add_parser("evaluate", help="test a checkpoint on an external labelled set (same metrics.json)")
-    ev.add_argument("--checkpoint", required=True)
-    ev.add_argument("--data", required=True, action="append", metavar="[LABEL=]PATH")
+    _add_model_and_data(ev, missing_modality=True)
     ev.add_argument("--out", required=True, help="output folder for metrics.json and predictions.csv")
-    ev.add_argument("--device", default="auto")
-    ev.add_argument("--allow-missing-modality", action="store_true",
-                    help="predict with zeros for a modality the data lacks (otherwise an error)")
     ev.add_argument("--include-seen", action="store_true",
                     help="also score cases the model was trained or selected on (flattering; off by default)")
-    _add_assign(ev)
 
     cc = sub.add_parser("cam-check", help="score Grad-CAM against tumour masks (pointing game, energy in mask)")
-    cc.add_argument("--checkpoint", required=True)
-    cc.add_argument("--data", required=True, action="append", metavar="[LABEL=]PATH")
-    cc.add_argument("--device", default="auto")
+    _add_model_and_data(cc)
     cc.add_argument("--max-cases", type=int, default=0, help="score at most N cases with a mask (0 = all)")
     cc.add_argument("--class", dest="explain", metavar="NAME",
                     help="class whose map is scored (default: the case's label when known, else the prediction)")
     cc.add_argument("--json", action="store_true", help="print per-case scores and the summary as JSON")
-    _add_assign(cc)
 
     pr = sub.add_parser("predict", help="predict every case of a dataset")
-    pr.add_argument("--checkpoint", required=True)
-    pr.add_argument("--data", required=True, action="append", metavar="[LABEL=]PATH")
+    _add_model_and_data(pr, missing_modality=True)
     pr.add_argument("--out", required=True, help="CSV file")
-    pr.add_argument("--device", default="auto")
-    pr.add_argument("--allow-missing-modality", action="store_true",
-                    help="predict with zeros for a modality the data lacks (otherwise an error)")
-    _add_assign(pr)
 
     r = sub.add_parser("report", help="write a per-case PDF report with Grad-CAM")
-    r.add_argument("--checkpoint", required=True)
-    r.add_argument("--data", required=True, action="append", metavar="[LABEL=]PATH")
+    _add_model_and_data(r)
     r.add_argument("--case", required=True, help="case id as listed by `mriviewer info`")
     r.add_argument("--out", required=True, help="PDF file")
-    r.add_argument("--device", default="auto")
-    _add_assign(r)
 
     c = sub.add_parser("convert", help="write a series, a file or one modality of a case as NIfTI")
     c.add_argument("path", help="DICOM series folder, DICOM/NIfTI file, case or dataset folder")
@@ -119,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--cases", type=int, default=32, help="number of cases (default 32, as view --demo)")
     d.add_argument("--seed", type=int, default=0)
     return p
+
+
+def _add_model_and_data(parser: argparse.ArgumentParser, missing_modality: bool = False) -> None:
+    """The options of every command that applies a checkpoint to data: ``--checkpoint``,
+    repeatable ``--data [LABEL=]PATH``, ``--device``, the modality options and, where asked,
+    ``--allow-missing-modality``."""
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--data", required=True, action="append", metavar="[LABEL=]PATH",
+                        help="dataset folder; repeat as LABEL=PATH to assemble classes from folders")
+    parser.add_argument("--device", default="auto")
+    if missing_modality:
+        parser.add_argument("--allow-missing-modality", action="store_true",
+                            help="predict with zeros for a modality the data lacks (otherwise an error)")
+    _add_assign(parser)
 
 
 def _add_assign(parser: argparse.ArgumentParser) -> None:

@@ -194,6 +194,7 @@ class Trainer:
         self.messages: list[str] = []
         self.warnings: list[str] = []
         self.dist = None
+        self._opened: dict[str, np.ndarray] = {}
 
     def stop(self) -> None:
         """Ask the run to end after the current batch (thread-safe); under ``torchrun``, all
@@ -308,6 +309,7 @@ class Trainer:
         pre = Preprocessor(cfg, self.loader)
         store = SampleStore(cfg, self.store_root)
         self.store = store
+        self._opened: dict[str, np.ndarray] = {}  # keys are per store (per-modality runs differ)
         prepared: dict[str, _Prepared] = {}
         # Local rank 0 of each node prepares; the other ranks then find every case in the store.
         leader = self.dist.local_rank == 0
@@ -655,6 +657,16 @@ class Trainer:
                 "checkpoint": ckpt_path,
                 "test_pred": {"case_ids": role_ids["test"], "labels": t_labels, "probs": t_probs}}
 
+    def _samples(self, key: str) -> np.ndarray:
+        """A case's stored samples, memory-mapped once per run (validation reads them every epoch)."""
+        opened = self._opened
+        if key not in opened:
+            got = self.store.get(key)
+            if got is None:
+                raise DatasetError(f"preprocessed samples {key} missing from {self.store.folder}")
+            opened[key] = got[0]
+        return opened[key]
+
     def _criterion(self, cfg, train_cases, n_classes, device):
         import torch
         from torch import nn
@@ -681,7 +693,7 @@ class Trainer:
         out, loss_sum, n = [], 0.0, 0
         with torch.no_grad():
             for i, case in mine:
-                arr = self.store.get(prepared[case.case_id].key)[0]
+                arr = self._samples(prepared[case.case_id].key)
                 parts = []
                 for start in range(0, len(arr), max(cfg.batch_size, 1)):
                     x = torch.from_numpy(np.asarray(arr[start:start + cfg.batch_size], dtype=np.float32))
