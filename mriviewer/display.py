@@ -26,7 +26,7 @@ import numpy as np
 __all__ = [
     "PLANES", "plane_slice", "plane_axes", "orientation_letters", "screen_to_voxel",
     "voxel_to_screen", "pixel_size_mm", "window_to_uint8", "colormap_lut", "overlay_rgba",
-    "composite_rgb", "label_rgba",
+    "composite_rgb", "label_rgba", "overlay_lut", "label_lut", "LABEL_COLOURS", "LABEL_NAMES",
 ]
 
 PLANES = ("axial", "coronal", "sagittal")
@@ -137,6 +137,33 @@ def overlay_rgba(values: np.ndarray, cmap: str = "inferno", opacity: float = 0.5
 
 #: Colours of segmentation labels (BraTS: 1 necrotic core, 2 oedema, 3/4 enhancing tumour).
 LABEL_COLOURS = {1: (255, 60, 60), 2: (60, 220, 60), 3: (255, 220, 0), 4: (255, 220, 0)}
+
+
+#: Names of the BraTS labels (2018–2021: 1 necrotic/non-enhancing core, 2 peritumoural oedema,
+#: 4 enhancing tumour; BraTS 2023 renumbers enhancing tumour as 3).
+LABEL_NAMES = {1: "necrotic core", 2: "oedema", 3: "enhancing tumour", 4: "enhancing tumour"}
+
+
+def overlay_lut(cmap: str = "inferno", threshold: float = 0.15) -> np.ndarray:
+    """``(256, 4)`` uint8 lookup table for a [0, 1] map shown with levels ``(0, 1)`` in a
+    pyqtgraph ``ImageItem``: the colour map's RGB, alpha 0 below ``threshold`` and 255 above
+    (the item's opacity sets the blend). The slice itself is never recoloured per redraw."""
+    lut = colormap_lut(cmap).copy()
+    cut = int(np.ceil(np.clip(threshold, 0.0, 1.0) * 255))
+    lut[:, 3] = 255
+    lut[:cut, 3] = 0
+    return lut
+
+
+@lru_cache(maxsize=1)
+def label_lut() -> np.ndarray:
+    """``(256, 4)`` uint8 lookup table for an integer label map shown with levels ``(0, 255)``:
+    0 transparent, BraTS labels in :data:`LABEL_COLOURS`, other labels cyan."""
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    lut[1:] = (0, 200, 255, 255)
+    for value, colour in LABEL_COLOURS.items():
+        lut[value, :3] = colour
+    return lut
 
 
 def label_rgba(labels: np.ndarray, opacity: float = 0.35) -> np.ndarray:

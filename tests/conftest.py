@@ -16,6 +16,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # The process-wide disk cache of decoded volumes goes to a temporary folder, never ~/.cache.
 os.environ["MRIVIEWER_CACHE_DIR"] = tempfile.mkdtemp(prefix="mriviewer-cache-")
+# The GUI's QSettings go to a temporary INI file, never the user's settings.
+os.environ["MRIVIEWER_SETTINGS"] = os.path.join(tempfile.mkdtemp(prefix="mriviewer-settings-"), "settings.ini")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MRIVIEWER_TEST_DATA", ROOT.parent / "shared" / "data")).resolve()

@@ -28,7 +28,7 @@ def test_open_navigate_and_window(window, qtbot, demo_dir):
 
     with qtbot.waitSignal(window.volume_shown, timeout=30000):
         assert window.open_path(demo_dir)
-    assert window.case_table.rowCount() == 12
+    assert window.case_table.model().rowCount() == 12
     st = window.state
     assert st.volume is not None and "".join(st.volume.axcodes) == "RAS"
     # Clicking the axial view moves the crosshair in i and j, not k.
@@ -83,12 +83,12 @@ def test_train_predict_gradcam_export(window, qtbot, demo_dir, tmp_path):
     # Predictions for all cases, and the Grad-CAM overlay of the selected case.
     qtbot.waitUntil(lambda: len(window.predictions) + len(window.prediction_errors) == 12, timeout=60000)
     qtbot.waitUntil(lambda: window.state.overlay is not None, timeout=60000)
-    assert window.case_table.item(0, 3).text() in ("MGMT unmethylated", "MGMT methylated")
+    assert window.case_table.model().index(0, 2).data() in ("MGMT unmethylated", "MGMT methylated")
     # The one case without T1wCE cannot be predicted by a T1wCE model, and says so.
     (missing,) = [c for c in window.dataset.cases if "T1wCE" not in c.modalities]
     assert "T1wCE" in window.prediction_errors[missing.case_id]
-    row = window.dataset.cases.index(missing)
-    assert window.case_table.item(row, 3).text() == "not predicted"
+    row = window.browser.table_model.row_of(missing.case_id)
+    assert window.browser.table_model.index(row, 2).data() == "not predicted"
     assert "probability" in window.pred_label.text()
     assert window.state.overlay.shape == window.state.volume.shape
     assert window.views["axial"].overlay.isVisible()
@@ -168,7 +168,7 @@ def test_no_path_offers_the_demo(qtbot, tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------- the Train panel
 @pytest.fixture
 def panel(qtbot):
-    from mriviewer.ui.train_panel import TrainPanel
+    from mriviewer.ui.controls.train_panel import TrainPanel
 
     p = TrainPanel()
     qtbot.addWidget(p)
@@ -417,4 +417,4 @@ def test_labelled_folders_open_as_one_dataset(qtbot, tmp_path):
     assert win.open_labelled_folders(dlg.sources())
     ds = win.dataset
     assert ds.layout == "assembled" and ds.class_names == ["HGG", "healthy"] and len(ds.cases) == 8
-    assert win.case_table.rowCount() == 8
+    assert win.case_table.model().rowCount() == 8

@@ -25,10 +25,10 @@ from pathlib import Path
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ..errors import ConfigError
-from ..ml.config import CHOICES, MODEL_NAMES, RANGES, TrainConfig, is_3d_model
-from ..ml.engine import EpochEvent, FoldEvent, LogEvent, ProgressEvent
-from ..ml.presets import Preset, list_presets
+from ...errors import ConfigError
+from ...ml.config import CHOICES, MODEL_NAMES, RANGES, TrainConfig, is_3d_model
+from ...ml.engine import EpochEvent, FoldEvent, LogEvent, ProgressEvent
+from ...ml.presets import Preset, list_presets
 
 __all__ = ["TrainPanel", "GROUPS", "device_description"]
 

@@ -1,0 +1,222 @@
+"""The case browser: a sortable, filterable table of the open dataset's cases (id, label,
+prediction, probability, split, modalities, errors) bound to the
+:class:`~mriviewer.appmodel.AppModel`, with a search box (case id) and a filter (labelled,
+predicted, misclassified, with errors, by split). Errors show on hover."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from ...appmodel import CASE_COLUMNS, AppModel
+
+__all__ = ["CaseBrowser", "CaseTableModel", "CaseFilter", "FILTERS"]
+
+#: Filter choices: label → predicate name (see :meth:`CaseFilter.filterAcceptsRow`).
+FILTERS = {
+    "All cases": "all", "Labelled": "labelled", "Predicted": "predicted",
+    "Misclassified": "wrong", "With errors": "errors", "Split: train": "split:train",
+    "Split: validation": "split:validation", "Split: test": "split:test",
+    "Split: external": "split:external",
+}
+
+_ERROR_BG = QtGui.QColor(255, 210, 210)
+
+
+class CaseTableModel(QtCore.QAbstractTableModel):
+    """Qt table model over :meth:`AppModel.row`; refreshed from the app model's signals."""
+
+    def __init__(self, model: AppModel, parent=None) -> None:
+        super().__init__(parent)
+        self.app = model
+        self._rows = []
+        self._index: dict[str, int] = {}
+        model.dataset_changed.connect(self.reset)
+        model.checkpoint_changed.connect(self.reset)
+        model.prediction_added.connect(self.update_case)
+
+    def reset(self) -> None:
+        self.beginResetModel()
+        self._rows = [self.app.row(c) for c in self.app.cases]
+        self._index = {r.case_id: i for i, r in enumerate(self._rows)}
+        self.endResetModel()
+
+    def update_case(self, case_id: str) -> None:
+        i = self._index.get(case_id)
+        case = self.app.case(case_id)
+        if i is None or case is None:
+            return
+        self._rows[i] = self.app.row(case)
+        self.dataChanged.emit(self.index(i, 0), self.index(i, len(CASE_COLUMNS) - 1))
+
+    def case_id(self, row: int) -> str:
+        return self._rows[row].case_id
+
+    def row_of(self, case_id: str) -> int | None:
+        return self._index.get(case_id)
+
+    def row_data(self, row: int):
+        return self._rows[row]
+
+    # Qt API
+    def rowCount(self, parent=QtCore.QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent=QtCore.QModelIndex()) -> int:  # noqa: N802, B008
+        return len(CASE_COLUMNS)
+
+    def headerData(self, section, orientation, role=QtCore.Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == QtCore.Qt.Orientation.Horizontal and role == QtCore.Qt.ItemDataRole.DisplayRole:
+            return CASE_COLUMNS[section]
+        return None
+
+    def data(self, index, role=QtCore.Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        r = self._rows[index.row()]
+        if role == QtCore.Qt.ItemDataRole.DisplayRole:
+            return r.values()[index.column()]
+        if role == QtCore.Qt.ItemDataRole.UserRole:  # sort key
+            if index.column() == 3:
+                return -1.0 if r.probability is None else r.probability
+            return r.values()[index.column()]
+        if role == QtCore.Qt.ItemDataRole.ToolTipRole:
+            return r.tooltip or None
+        if role == QtCore.Qt.ItemDataRole.BackgroundRole and r.errors:
+            return _ERROR_BG
+        if role == QtCore.Qt.ItemDataRole.TextAlignmentRole and index.column() == 3:
+            return int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+class CaseFilter(QtCore.QSortFilterProxyModel):
+    """Search by case id (substring, case-insensitive) and one of :data:`FILTERS`."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.search = ""
+        self.kind = "all"
+        self.setSortRole(QtCore.Qt.ItemDataRole.UserRole)
+
+    def set_search(self, text: str) -> None:
+        self.search = text.strip().lower()
+        self.invalidateFilter()
+
+    def set_kind(self, kind: str) -> None:
+        self.kind = kind
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent) -> bool:  # noqa: N802
+        r = self.sourceModel().row_data(source_row)
+        if self.search and self.search not in r.case_id.lower():
+            return False
+        k = self.kind
+        if k == "labelled":
+            return r.label != "—"
+        if k == "predicted":
+            return r.probability is not None
+        if k == "wrong":
+            return r.probability is not None and r.label != "—" and r.prediction != r.label
+        if k == "errors":
+            return bool(r.errors)
+        if k.startswith("split:"):
+            return r.split == k.split(":", 1)[1]
+        return True
+
+
+class CaseBrowser(QtWidgets.QWidget):
+    """Dataset line, search box, filter and the case table. Selecting a row selects the case in
+    the app model; the app model's selection selects the row."""
+
+    def __init__(self, model: AppModel, parent=None) -> None:
+        super().__init__(parent)
+        self.app = model
+        self.table_model = CaseTableModel(model, self)
+        self.proxy = CaseFilter(self)
+        self.proxy.setSourceModel(self.table_model)
+        self.dataset_label = QtWidgets.QLabel(model.dataset_summary())
+        self.dataset_label.setWordWrap(True)
+        self.search = QtWidgets.QLineEdit()
+        self.search.setPlaceholderText("Search case id…")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self.proxy.set_search)
+        self.filter = QtWidgets.QComboBox()
+        for label, kind in FILTERS.items():
+            self.filter.addItem(label, kind)
+        self.filter.currentIndexChanged.connect(lambda _: self.proxy.set_kind(self.filter.currentData()))
+        self.count = QtWidgets.QLabel("")
+        self.table = QtWidgets.QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, QtCore.Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        header.setMinimumSectionSize(28)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.search, 1)
+        row.addWidget(self.filter)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.dataset_label)
+        lay.addLayout(row)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.count)
+        model.dataset_changed.connect(self._dataset_changed)
+        model.case_selected.connect(self._select_row)
+        model.prediction_added.connect(lambda _: self._update_count())
+        self.proxy.rowsInserted.connect(self._update_count)
+        self.proxy.rowsRemoved.connect(self._update_count)
+        self.proxy.modelReset.connect(self._update_count)
+        self.proxy.layoutChanged.connect(self._update_count)
+
+    # ------------------------------------------------------------------ binding
+    def _dataset_changed(self) -> None:
+        self.dataset_label.setText(self.app.dataset_summary())
+        self.fit_columns()
+        self._update_count()
+
+    def fit_columns(self) -> None:
+        """Every column visible at the dock's width: id and label elide, the others fit."""
+        self.table.resizeColumnsToContents()
+        for col, widest in ((0, 140), (1, 110), (2, 110), (5, 120)):
+            if self.table.columnWidth(col) > widest:
+                self.table.setColumnWidth(col, widest)
+
+    def _update_count(self, *_) -> None:
+        n, total = self.proxy.rowCount(), self.table_model.rowCount()
+        self.count.setText(f"{n} of {total} cases shown" if n != total else f"{total} cases")
+
+    def visible_case_ids(self) -> list[str]:
+        """Case ids in the browser's current (sorted, filtered) order."""
+        return [self.table_model.case_id(self.proxy.mapToSource(self.proxy.index(r, 0)).row())
+                for r in range(self.proxy.rowCount())]
+
+    def _selection_changed(self, *_) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return
+        case_id = self.table_model.case_id(self.proxy.mapToSource(rows[0]).row())
+        if case_id != self.app.case_id:
+            self.app.select_case(case_id)
+
+    def _select_row(self, case_id: str) -> None:
+        src = self.table_model.row_of(case_id)
+        if src is None:
+            return
+        idx = self.proxy.mapFromSource(self.table_model.index(src, 0))
+        if not idx.isValid():  # filtered out: show it anyway by clearing the search
+            self.search.clear()
+            self.filter.setCurrentIndex(0)
+            idx = self.proxy.mapFromSource(self.table_model.index(src, 0))
+        current = self.table.selectionModel().selectedRows()
+        if current and current[0].row() == idx.row():
+            return
+        self.table.selectRow(idx.row())
+        self.table.scrollTo(idx)

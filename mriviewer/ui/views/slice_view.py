@@ -1,0 +1,333 @@
+"""One anatomical plane: a pyqtgraph ``ViewBox`` with an ``ImageItem`` for the slice, one for the
+segmentation and one for the Grad-CAM overlay, two ``InfiniteLine``s for the crosshair and
+orientation letters at the edges. It reads and writes :class:`~mriviewer.viewstate.ViewerState`
+and holds no state of its own beyond what it draws.
+
+Colour tables live in the items (``ImageItem.setLookupTable`` with fixed ``levels``): a redraw
+hands pyqtgraph the scalar slice only, never an RGBA image computed in Python.
+
+Mouse (as in FSLeyes, ITK-SNAP and Slicer): left click/drag moves the crosshair; wheel steps
+slices; Ctrl+wheel zooms; middle drag pans; **right drag changes window/level** (horizontal =
+width, vertical = level); double click resets the view.
+
+Scene coordinates are millimetres on screen: x to the right, y downwards (the ViewBox is
+Y-inverted), so a pixel ``(row, col)`` covers ``[col·dx, (col+1)·dx) × [row·dy, (row+1)·dy)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from ...display import (
+    label_lut,
+    orientation_letters,
+    overlay_lut,
+    pixel_size_mm,
+    plane_axes,
+    plane_slice,
+    screen_to_voxel,
+    voxel_to_screen,
+)
+from ...viewstate import ViewerState
+
+__all__ = ["SliceView", "WL_PIXELS"]
+
+#: Pixels of right-drag that change the width by a factor e (and the level by one width).
+WL_PIXELS = 200.0
+
+
+class _SliceViewBox(pg.ViewBox):
+    """ViewBox with the viewer's mouse bindings (see the module docstring)."""
+
+    def __init__(self, owner: SliceView) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self.owner = owner
+        self._wl_start = None
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
+        if ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        self.owner.step(1 if delta > 0 else -1)
+        ev.accept()
+
+    def mouseClickEvent(self, ev):  # noqa: N802
+        if ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            if ev.double():
+                self.owner.reset_view()
+            else:
+                self.owner.click_at(self.mapSceneToView(ev.scenePos()))
+            ev.accept()
+        elif ev.button() == QtCore.Qt.MouseButton.RightButton:
+            ev.accept()  # no context menu: right drag is window/level
+        else:
+            super().mouseClickEvent(ev)
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802
+        button = ev.button()
+        if button == QtCore.Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.owner.click_at(self.mapSceneToView(ev.scenePos()))
+        elif button == QtCore.Qt.MouseButton.RightButton:
+            ev.accept()
+            if ev.isStart():
+                self._wl_start = self.owner.state.window_of(self.owner.modality)
+            if self._wl_start is None:
+                return
+            d = ev.screenPos() - ev.buttonDownScreenPos()
+            self.owner.drag_window(self._wl_start, d.x(), d.y())
+            if ev.isFinish():
+                self._wl_start = None
+        elif button == QtCore.Qt.MouseButton.MiddleButton:
+            ev.accept()
+            tr = self.childGroup.transform()
+            tr = pg.functions.invertQTransform(tr)
+            delta = tr.map(ev.lastPos()) - tr.map(ev.pos())
+            self.translateBy(x=delta.x(), y=delta.y())
+        else:
+            super().mouseDragEvent(ev, axis)
+
+
+class SliceView(QtWidgets.QWidget):
+    """A single plane (``"axial"``, ``"coronal"`` or ``"sagittal"``) bound to a state.
+
+    Args:
+        plane: the anatomical plane.
+        state: the viewer state it draws and edits.
+        slot: ``None`` to show the state's current modality (single layout); an integer to show
+            the slot-th modality of :meth:`ViewerState.grid_volumes` (grid layout).
+    """
+
+    def __init__(self, plane: str, state: ViewerState, slot: int | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.plane = plane
+        self.state = state
+        self.slot = slot
+        self.active = True
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(120, 120)
+
+        self.graphics = pg.GraphicsView(self)
+        self.graphics.setBackground("k")
+        self.viewbox = _SliceViewBox(self)
+        self.graphics.setCentralItem(self.viewbox)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.seg_item = pg.ImageItem(axisOrder="row-major")
+        self.seg_item.setZValue(5)
+        self.seg_item.setLookupTable(label_lut())
+        self.overlay = pg.ImageItem(axisOrder="row-major")
+        self.overlay.setZValue(10)
+        self._overlay_lut_key = None
+        self.viewbox.addItem(self.image)
+        self.viewbox.addItem(self.seg_item)
+        self.viewbox.addItem(self.overlay)
+        pen = pg.mkPen((0, 220, 0, 180), width=1)
+        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        for line in (self.vline, self.hline):
+            line.setZValue(20)
+            self.viewbox.addItem(line, ignoreBounds=True)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics)
+
+        self.title = self._label("", QtCore.Qt.AlignmentFlag.AlignLeft, small=True)
+        self.letters = {side: self._label("", QtCore.Qt.AlignmentFlag.AlignCenter)
+                        for side in ("left", "right", "top", "bottom")}
+        self._shape_key = None
+        self._pixel_mm = (1.0, 1.0)
+        self._drawn_volume = None
+
+        for ev in ("volume", "convention"):
+            state.on(ev, self.refresh)
+        state.on("cursor", self.refresh_slice)
+        state.on("window", self._update_levels)
+        state.on("overlay", self._update_overlay)
+        state.on("segmentation", self._update_segmentation)
+
+    def _label(self, text: str, align, small: bool = False) -> QtWidgets.QLabel:
+        lab = QtWidgets.QLabel(text, self)
+        lab.setAlignment(align)
+        lab.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        size = 9 if small else 13
+        lab.setStyleSheet(f"color: #ffd24d; font-weight: bold; font-size: {size}pt; background: transparent;")
+        return lab
+
+    # ------------------------------------------------------------------ what it shows
+    @property
+    def modality(self) -> str | None:
+        if self.slot is None:
+            return self.state.modality
+        names = list(self.state.grid_volumes())
+        return names[self.slot] if self.slot < len(names) else None
+
+    def shown_volume(self):
+        """The volume this view draws (``None`` when its slot is empty)."""
+        if self.slot is None:
+            return self.state.volume
+        m = self.modality
+        return self.state.volumes.get(m) if m is not None else None
+
+    def set_active(self, active: bool) -> None:
+        """Inactive views (hidden by the layout) skip redraws; activating redraws."""
+        self.active = bool(active)
+        if self.active:
+            self.refresh()
+
+    # ------------------------------------------------------------------ layout
+    def resizeEvent(self, ev):  # noqa: N802
+        super().resizeEvent(ev)
+        w, h = self.width(), self.height()
+        s = 24
+        self.letters["left"].setGeometry(2, h // 2 - s // 2, s, s)
+        self.letters["right"].setGeometry(w - s - 2, h // 2 - s // 2, s, s)
+        self.letters["top"].setGeometry(w // 2 - s // 2, 2, s, s)
+        self.letters["bottom"].setGeometry(w // 2 - s // 2, h - s - 2, s, s)
+        self.title.setGeometry(6, 4, max(w - 40, 40), 20)
+
+    # ------------------------------------------------------------------ interaction
+    @property
+    def slice_axis(self) -> int:
+        return plane_axes(self.plane)[0]
+
+    def slice_index(self) -> int:
+        return int(self.state.cursor[self.slice_axis])
+
+    def step(self, delta: int) -> None:
+        """Move the slice ``delta`` voxels along this plane's slice axis (towards S, A or R for
+        positive delta)."""
+        self.state.step(self.slice_axis, delta)
+
+    def click_at(self, point: QtCore.QPointF) -> None:
+        """Move the crosshair to a point in scene millimetres."""
+        vol = self.state.volume
+        if vol is None:
+            return
+        dy, dx = self._pixel_mm
+        row, col = np.floor(point.y() / dy), np.floor(point.x() / dx)  # the pixel under the point
+        ijk = screen_to_voxel(self.plane, row, col, self.slice_index(), vol.shape, self.state.radiological)
+        self.state.set_cursor(ijk)
+
+    def drag_window(self, start: tuple[float, float], dx: float, dy: float) -> None:
+        """Window/level from a right drag of ``(dx, dy)`` screen pixels since ``start`` (the
+        window when the drag began): the width scales by ``exp(dx / WL_PIXELS)``, the level moves
+        down by ``dy / WL_PIXELS`` widths (dragging up brightens, as in Slicer)."""
+        low, high = start
+        width0, level0 = high - low, (high + low) / 2
+        width = width0 * math.exp(dx / WL_PIXELS)
+        level = level0 + dy * width0 / WL_PIXELS
+        self.state.set_level_width(level, width, self.modality)
+
+    def reset_view(self) -> None:
+        """Fit the slice to the view (undo zoom and pan)."""
+        self._shape_key = None
+        self.refresh_slice(reset_range=True)
+
+    def keyPressEvent(self, ev):  # noqa: N802
+        key = ev.key()
+        if key in (QtCore.Qt.Key.Key_Up, QtCore.Qt.Key.Key_PageUp):
+            self.step(1)
+        elif key in (QtCore.Qt.Key.Key_Down, QtCore.Qt.Key.Key_PageDown):
+            self.step(-1)
+        else:
+            super().keyPressEvent(ev)
+
+    # ------------------------------------------------------------------ drawing
+    def refresh(self) -> None:
+        """Redraw everything (new volume, modality or convention)."""
+        if not self.active:
+            return
+        vol = self.shown_volume()
+        if vol is None:
+            self.image.clear()
+            self.overlay.clear()
+            self.seg_item.clear()
+            for lab in self.letters.values():
+                lab.setText("")
+            self.vline.setVisible(False)
+            self.hline.setVisible(False)
+            self.title.setText(self.plane if self.slot is None else "")
+            return
+        is_2d = vol.is_2d
+        letters = orientation_letters(self.plane, self.state.radiological)
+        for side, lab in self.letters.items():
+            lab.setText("" if is_2d else letters[side])
+        self._pixel_mm = pixel_size_mm(self.plane, vol.spacing)
+        self.refresh_slice(reset_range=True)
+
+    def refresh_slice(self, reset_range: bool = False) -> None:
+        """Redraw the slice, overlays and crosshair at the current cursor."""
+        vol = self.shown_volume()
+        if vol is None or not self.active:
+            return
+        if vol.shape != self.state.volume.shape:  # a native-grid modality in the grid: not linked
+            return
+        img = plane_slice(vol.data, self.plane, self.slice_index(), self.state.radiological)
+        if img.dtype != np.float32:
+            img = img.astype(np.float32)
+        self.image.setImage(img, autoLevels=False, levels=self.state.window_of(self.modality))
+        dy, dx = self._pixel_mm
+        rect = QtCore.QRectF(0, 0, img.shape[1] * dx, img.shape[0] * dy)
+        if self._drawn_volume is not vol or reset_range:
+            self.image.setRect(rect)
+        key = (vol.shape, self.plane, self._pixel_mm)
+        if reset_range or key != self._shape_key:
+            self._shape_key = key
+            self.viewbox.setRange(rect, padding=0.02)
+        self._drawn_volume = vol
+        self._update_overlay()
+        self._update_segmentation()
+        row, col = voxel_to_screen(self.plane, self.state.cursor, vol.shape, self.state.radiological)
+        self.vline.setPos((col + 0.5) * dx)
+        self.hline.setPos((row + 0.5) * dy)
+        self.vline.setVisible(not vol.is_2d)
+        self.hline.setVisible(not vol.is_2d)
+        n = vol.shape[self.slice_axis]
+        name = f"{self.modality}  " if self.slot is not None else ""
+        self.title.setText(f"{name}{self.plane}  {self.slice_index() + 1}/{n}" if not vol.is_2d else "2D image")
+
+    def _update_levels(self) -> None:
+        if self.active and self.shown_volume() is not None:
+            self.image.setLevels(self.state.window_of(self.modality))
+
+    def _draw_layer(self, item: pg.ImageItem, volume, visible: bool, levels) -> None:
+        """Draw this plane's slice of an ``(I, J, K)`` layer through the item's lookup table,
+        or hide the item."""
+        vol = self.shown_volume()
+        if vol is None or volume is None or not visible or volume.shape != vol.shape:
+            if item.image is not None:
+                item.clear()
+            item.setVisible(False)
+            return
+        values = plane_slice(volume, self.plane, self.slice_index(), self.state.radiological)
+        item.setImage(values, autoLevels=False, levels=levels)
+        dy, dx = self._pixel_mm
+        item.setRect(QtCore.QRectF(0, 0, values.shape[1] * dx, values.shape[0] * dy))
+        item.setVisible(True)
+
+    def _update_overlay(self) -> None:
+        if not self.active:
+            return
+        st = self.state
+        key = (st.cmap, round(st.threshold, 4))
+        if key != self._overlay_lut_key:
+            self._overlay_lut_key = key
+            self.overlay.setLookupTable(overlay_lut(st.cmap, st.threshold))
+        self.overlay.setOpacity(st.opacity)
+        self._draw_layer(self.overlay, st.overlay, st.overlay_visible, (0.0, 1.0))
+
+    def _update_segmentation(self) -> None:
+        if not self.active:
+            return
+        st = self.state
+        self.seg_item.setOpacity(st.seg_opacity)
+        self._draw_layer(self.seg_item, st.segmentation, st.segmentation_visible, (0, 255))
+
+    def grab_image(self) -> QtGui.QImage:
+        return self.grab().toImage()
