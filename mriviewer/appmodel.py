@@ -254,7 +254,7 @@ class AppModel:
             prediction=pred.class_name if pred is not None else ("not predicted" if err else ""),
             probability=pred.probability if pred is not None else None,
             split=self.split_of(case), modalities=mods,
-            errors=f"{len(errors)} error(s)" if errors else "",
+            errors=str(len(errors)) if errors else "",
             tooltip="\n".join([tip] + errors).strip(),
         )
 

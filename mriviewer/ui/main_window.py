@@ -112,9 +112,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.grid_combo.currentIndexChanged.connect(lambda _: self._reload_case())
         self.case_title = QtWidgets.QLabel("")
         self.case_title.setStyleSheet("font-weight: bold;")
-        for w in (QtWidgets.QLabel("Modality"), self.modality_combo, self.grid_combo, self.case_title):
+        self.case_title.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        for w in (QtWidgets.QLabel("Modality"), self.modality_combo, self.grid_combo):
             bar.addWidget(w)
-        bar.addStretch(1)
+        bar.addWidget(self.case_title, 1)
         disclaimer = QtWidgets.QLabel(RESEARCH_ONLY)
         disclaimer.setStyleSheet("color: #c00; font-weight: bold;")
         bar.addWidget(disclaimer)
@@ -128,7 +129,7 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.setContentsMargins(4, 4, 4, 4)
         self.pred_label = QtWidgets.QLabel(self.model.prediction_text(None)[0])
         self.pred_label.setWordWrap(True)
-        self.pred_label.setStyleSheet("font-size: 13pt;")
+        self.pred_label.setStyleSheet("font-size: 12pt;")
         self.pred_detail = QtWidgets.QLabel("")
         self.pred_detail.setWordWrap(True)
         self.model_label = QtWidgets.QLabel("")
@@ -146,12 +147,13 @@ class MainWindow(QtWidgets.QMainWindow):
             lay.addWidget(w)
         lay.addLayout(row)
         lay.addStretch(1)
+        box.setMinimumHeight(190)
         return box
 
     def _build_docks(self) -> None:
         self.browser = CaseBrowser(self.model)
         self.case_table = self.browser.table
-        self._add_dock("Cases", self.browser, 440, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._add_dock("Cases", self.browser, 460, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.display = DisplayPanel(self.state)
         self._add_dock("Display", self.display, 300, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
         self.width_spin, self.level_spin = self.display.width_spin, self.display.level_spin
@@ -255,11 +257,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _build_status(self) -> None:
         self.readout = QtWidgets.QLabel("")
+        self.readout.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.busy = QtWidgets.QProgressBar()
         self.busy.setMaximumWidth(160)
         self.busy.setRange(0, 0)
         self.busy.setVisible(False)
-        self.statusBar().addWidget(self.readout, 1)
+        # Permanent, so status messages never hide the cursor readout.
+        self.statusBar().addPermanentWidget(self.readout, 1)
         self.statusBar().addPermanentWidget(self.busy)
 
     def _bind(self) -> None:
@@ -428,6 +432,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.state.set_case(case.case_id, vols, shown, native=native)
             if seg is not None:
                 self.state.set_segmentation(seg)
+                seg_src = str(case.segmentation)
+                if seg_src not in self._warned and not np.allclose(seg, np.rint(seg), atol=1e-3):
+                    self._warned.add(seg_src)
+                    self.show_error(f"{seg_src}: the segmentation has non-integer values (interpolated "
+                                    f"labels?); shown rounded to the nearest label.")
             for m, vol in vols.items():
                 warnings = vol.meta.get("warnings") or []
                 src = str(case.modalities[m].path)

@@ -156,8 +156,9 @@ class CaseBrowser(QtWidgets.QWidget):
         self.table.setWordWrap(False)
         self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
         header = self.table.horizontalHeader()
-        header.setStretchLastSection(True)
         header.setMinimumSectionSize(28)
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.fit_columns()
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.search, 1)
@@ -183,11 +184,14 @@ class CaseBrowser(QtWidgets.QWidget):
         self._update_count()
 
     def fit_columns(self) -> None:
-        """Every column visible at the dock's width: id and label elide, the others fit."""
-        self.table.resizeColumnsToContents()
-        for col, widest in ((0, 140), (1, 110), (2, 110), (5, 120)):
-            if self.table.columnWidth(col) > widest:
-                self.table.setColumnWidth(col, widest)
+        """Every column visible at the dock's width: probability, split, modalities and errors
+        fit their contents; id, label and prediction share the rest (eliding in the middle)."""
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(False)
+        for col in range(len(CASE_COLUMNS)):
+            mode = QtWidgets.QHeaderView.ResizeMode.Stretch if col < 3 else \
+                QtWidgets.QHeaderView.ResizeMode.ResizeToContents
+            header.setSectionResizeMode(col, mode)
 
     def _update_count(self, *_) -> None:
         n, total = self.proxy.rowCount(), self.table_model.rowCount()

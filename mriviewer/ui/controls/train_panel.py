@@ -817,6 +817,8 @@ class TrainPanel(QtWidgets.QWidget):
         them, else the first."""
         for cb in self.modality_checks.values():
             self.modality_layout.removeWidget(cb)
+            cb.hide()  # deleteLater acts later: never paint the old box under the new one
+            cb.setParent(None)
             cb.deleteLater()
         self.modality_checks = {}
         self.modality_hint.setVisible(not modalities)

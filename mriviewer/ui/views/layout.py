@@ -29,6 +29,9 @@ class CursorPanel(QtWidgets.QWidget):
         self.text.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
         self.text.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.legend = QtWidgets.QLabel("")
+        self.legend.setWordWrap(True)
+        for lab in (self.text, self.legend):
+            lab.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
         self.colorbar = QtWidgets.QLabel()
         self.colorbar.setFixedHeight(14)
         self.colorbar.setScaledContents(True)

@@ -189,7 +189,7 @@ class SliceView(QtWidgets.QWidget):
         self.letters["right"].setGeometry(w - s - 2, h // 2 - s // 2, s, s)
         self.letters["top"].setGeometry(w // 2 - s // 2, 2, s, s)
         self.letters["bottom"].setGeometry(w // 2 - s // 2, h - s - 2, s, s)
-        self.title.setGeometry(6, 4, max(w - 40, 40), 20)
+        self.title.setGeometry(6, 4, max(w // 2 - 16, 40), 20)  # left of the top letter
 
     # ------------------------------------------------------------------ interaction
     @property
@@ -289,8 +289,7 @@ class SliceView(QtWidgets.QWidget):
         self.vline.setVisible(not vol.is_2d)
         self.hline.setVisible(not vol.is_2d)
         n = vol.shape[self.slice_axis]
-        name = f"{self.modality}  " if self.slot is not None else ""
-        self.title.setText(f"{name}{self.plane}  {self.slice_index() + 1}/{n}" if not vol.is_2d else "2D image")
+        self.title.setText(f"{self.plane} {self.slice_index() + 1}/{n}" if not vol.is_2d else "2D image")
 
     def _update_levels(self) -> None:
         if self.active and self.shown_volume() is not None:
