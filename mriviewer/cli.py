@@ -86,10 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_and_data(pr, missing_modality=True)
     pr.add_argument("--out", required=True, help="CSV file")
 
-    r = sub.add_parser("report", help="write a per-case PDF report with Grad-CAM")
+    r = sub.add_parser("report", help="write per-case PDF reports with Grad-CAM (one case, some, or all)",
+                       description="One case (--case ID --out FILE.pdf), or a folder with one PDF per case and "
+                                   "predictions.csv (--all or --cases ID,ID --out DIR). Exit status 1 when some "
+                                   "cases failed (each is named on stderr), 2 when none could be reported.")
     _add_model_and_data(r)
-    r.add_argument("--case", required=True, help="case id as listed by `mriviewer info`")
-    r.add_argument("--out", required=True, help="PDF file")
+    r.add_argument("--case", help="one case id as listed by `mriviewer info`; --out is the PDF file")
+    r.add_argument("--all", action="store_true", help="every case of the data; --out is a folder")
+    r.add_argument("--cases", metavar="ID,ID,...", help="only these cases (comma-separated); --out is a folder")
+    r.add_argument("--out", required=True, help="PDF file (--case) or output folder (--all / --cases)")
 
     c = sub.add_parser("convert", help="write a series, a file or one modality of a case as NIfTI")
     c.add_argument("path", help="DICOM series folder, DICOM/NIfTI file, case or dataset folder")
@@ -102,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True)
     d.add_argument("--cases", type=int, default=32, help="number of cases (default 32, as view --demo)")
     d.add_argument("--seed", type=int, default=0)
+
+    ca = sub.add_parser("cache", help="show (--info, the default) or empty (--clear) the disk caches of decoded "
+                                      "volumes and training samples")
+    what = ca.add_mutually_exclusive_group()
+    what.add_argument("--info", action="store_true", help="location, entries, total size and limit (default)")
+    what.add_argument("--clear", action="store_true", help="delete every cached entry (asks nothing; prints what "
+                                                           "it removed)")
+    ca.add_argument("--json", action="store_true", help="print JSON")
     return p
 
 
@@ -123,7 +136,8 @@ def _add_assign(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--assign", action="append", default=[], metavar="OLD=NEW",
                         help="rename a modality in every case, e.g. other=T2w (repeatable)")
     parser.add_argument("--volume", type=int, default=1, metavar="N",
-                        help="which volume of 4D NIfTI files (1-based, default 1)")
+                        help="which volume of 4D NIfTI files or multi-volume DICOM series (time points, "
+                             "b-values, echoes, mosaic files); 1-based, default 1")
 
 
 def _discover(path, assign: list[str], volume: int = 1):
@@ -161,8 +175,9 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
     Returns:
         ``{"root", "layout", "task", "class_names", "label_source", "warnings", "cases": [
         {"case_id", "label", "label_name", "modalities": {name: null | {"path", "shape",
-        "spacing_mm", "affine", "axcodes", "acquisition_plane"}}, "errors"}]}``. Standard
-        modalities a case lacks are ``null``.
+        "spacing_mm", "affine", "axcodes", "acquisition_plane", "reason"}}, "errors"}]}``.
+        Standard modalities a case lacks are ``null``; ``reason`` says why a source is that
+        modality (``ModalitySource.reason``, e.g. "file name '3_AX_T2_FLAIR' ends in 'flair'").
     """
     from .cache import default_cache
     from .volume import MODALITIES
@@ -188,6 +203,8 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
                 errors.append(str(vol))
             else:
                 mods[m] = vol.describe()
+            if src is not None:
+                mods[m]["reason"] = getattr(src, "reason", "")
         label_name = ds.label_name(case)
         cases.append({"case_id": case.case_id, "label": case.label, "label_name": label_name,
                       "modalities": mods, "errors": errors})
@@ -220,8 +237,14 @@ def _cmd_info(args) -> int:
             for m, d in present.items()
         )
         print(f"  {c['case_id']}  label={c['label_name']}  {desc}")
+        for m, d in present.items():
+            if d.get("reason"):
+                print(f"    {m}: {d['reason']}")
         for e in c["errors"]:
             print(f"    error: {e}")
+    if not loaded:
+        print(f"mriviewer: error: {args.path}: no case could be loaded (see errors)", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -322,7 +345,9 @@ def _cmd_train(args) -> int:
         result = done.value
     except KeyboardInterrupt:
         trainer.stop()
-        err("Interrupted; the best checkpoint so far is kept.")
+        best = sorted(Path(trainer.out_dir).rglob("best.pt"))
+        err("Interrupted; the best checkpoint so far is kept: " + ", ".join(map(str, best)) if best
+            else "Interrupted before the first epoch ended: no checkpoint was written.")
         return 130
     if main_rank and "per_modality" in result.metrics:
         print(json.dumps({"checkpoint": str(result.checkpoint) if result.checkpoint else None,
@@ -500,13 +525,33 @@ def _cmd_report(args) -> int:
     from .ml.predict import Predictor
     from .report import build_report_inputs, write_case_report
 
+    if bool(args.case) == bool(args.all or args.cases):
+        raise MriViewerError("give either --case ID (one PDF) or --all / --cases ID,ID (a folder of PDFs)")
     predictor = Predictor.load(args.checkpoint, args.device)
     ds = _discover(args.data, args.assign, args.volume)
-    case = ds.case(args.case)
-    inputs = build_report_inputs(predictor, case, default_cache().get)
-    write_case_report(inputs, args.out)
-    print(f"report written to {args.out}", file=sys.stderr)
-    return 0
+    if args.case:
+        case = ds.case(args.case)
+        inputs = build_report_inputs(predictor, case, default_cache().get, dataset=ds)
+        write_case_report(inputs, args.out)
+        print(f"report written to {args.out}", file=sys.stderr)
+        return 0
+    from .report import export_reports
+
+    ids = [c.strip() for c in args.cases.split(",") if c.strip()] if args.cases else None
+    steps = export_reports(predictor, ds, args.out, ids, default_cache().get)
+    while True:
+        try:
+            step = next(steps)
+        except StopIteration as stop:  # the generator returns its ExportSummary
+            summary = stop.value
+            break
+        print(f"[{step.done}/{step.total}] case {step.case_id}: "
+              + (f"{step.result}" if step.ok else f"not reported ({step.result})"), file=sys.stderr)
+    if not summary.written:
+        raise MriViewerError(f"{args.out}: no case could be reported")
+    print(f"{len(summary.written)} report(s) and {summary.predictions_csv} written"
+          + (f"; {len(summary.failed)} case(s) failed" if summary.failed else ""), file=sys.stderr)
+    return 1 if summary.failed else 0
 
 
 def _cmd_convert(args) -> int:
@@ -533,8 +578,25 @@ def _cmd_convert(args) -> int:
         raise MriViewerError(f"{out}: the output name must end in .nii or .nii.gz")
     img = vol.to_nifti()
     img.header["descrip"] = f"mriviewer {__version__} {modality}".encode()[:79]
-    nib.save(img, str(out))
+    from .fileio import atomic_path
+
+    with atomic_path(out, keep_suffix=True) as tmp:  # a full disk leaves no partial .nii.gz
+        nib.save(img, str(tmp))
     print(f"{case.case_id} {modality} {'x'.join(map(str, vol.shape))} {''.join(vol.axcodes)} -> {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_cache(args) -> int:
+    """``cache --info`` / ``--clear`` (:func:`mriviewer.cache.cache_info`, :func:`~mriviewer.cache.clear_cache`)."""
+    from .cache import cache_info, clear_cache, format_cache_info, format_cleared
+
+    info = cache_info()
+    if args.clear:
+        freed = clear_cache()
+        print(json.dumps({"removed": info, "bytes_freed": freed}, indent=2) if args.json
+              else format_cleared(info, freed))
+        return 0
+    print(json.dumps(info, indent=2) if args.json else format_cache_info(info))
     return 0
 
 
@@ -564,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["view", *(argv or [])])
     handlers = {"view": _cmd_view, "info": _cmd_info, "train": _cmd_train, "predict": _cmd_predict,
                 "report": _cmd_report, "convert": _cmd_convert, "demo": _cmd_demo, "presets": _cmd_presets,
-                "evaluate": _cmd_evaluate, "cam-check": _cmd_cam_check}
+                "evaluate": _cmd_evaluate, "cam-check": _cmd_cam_check, "cache": _cmd_cache}
     try:
         return handlers[args.command](args)
     except MriViewerError as exc:
@@ -573,6 +635,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:  # Ctrl-C outside a training loop: no traceback
+        print("mriviewer: interrupted", file=sys.stderr)
+        return 130
     except OSError as exc:  # a missing or unwritable path, a full disk, an existing output…
         print(f"mriviewer: error: {exc}", file=sys.stderr)
         return 2

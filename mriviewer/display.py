@@ -144,10 +144,12 @@ LABEL_COLOURS = {1: (255, 60, 60), 2: (60, 220, 60), 3: (255, 220, 0), 4: (255, 
 LABEL_NAMES = {1: "necrotic core", 2: "oedema", 3: "enhancing tumour", 4: "enhancing tumour"}
 
 
+@lru_cache(maxsize=64)
 def overlay_lut(cmap: str = "inferno", threshold: float = 0.15) -> np.ndarray:
     """``(256, 4)`` uint8 lookup table for a [0, 1] map shown with levels ``(0, 1)`` in a
     pyqtgraph ``ImageItem``: the colour map's RGB, alpha 0 below ``threshold`` and 255 above
-    (the item's opacity sets the blend). The slice itself is never recoloured per redraw."""
+    (the item's opacity sets the blend). The slice itself is never recoloured per redraw. The
+    returned array is shared (cached): do not modify it."""
     lut = colormap_lut(cmap).copy()
     cut = int(np.ceil(np.clip(threshold, 0.0, 1.0) * 255))
     lut[:, 3] = 255

@@ -42,6 +42,13 @@ def default_processes() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the main process (no KeyboardInterrupt traceback per worker)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def decode_pool(processes: int | None = None) -> ProcessPoolExecutor:
     """The shared worker pool (created on first call)."""
     global _pool, _pool_size
@@ -50,7 +57,7 @@ def decode_pool(processes: int | None = None) -> ProcessPoolExecutor:
         if _pool is None or _pool_size != n:
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
-            _pool = ProcessPoolExecutor(n, mp_context=get_context("spawn"))
+            _pool = ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_ignore_sigint)
             _pool_size = n
         return _pool
 

@@ -75,6 +75,7 @@ class ViewerState:
         self.volume: Volume | None = None
         self.volumes: dict[str, Volume] = {}
         self.native: dict[str, tuple[np.ndarray, tuple[int, int, int]]] = {}
+        self._grid_key, self._grid = None, {}
         self.cursor: tuple[int, int, int] = (0, 0, 0)
         self.windows: dict[str, tuple[float, float]] = {}
         self.radiological = True
@@ -168,8 +169,12 @@ class ViewerState:
         """The modalities the grid layout shows: those on ``volume``'s grid, in loading order."""
         if self.volume is None:
             return {}
-        return {m: v for m, v in self.volumes.items()
-                if v.shape == self.volume.shape and np.allclose(v.affine, self.volume.affine, atol=1e-4)}
+        key = (id(self.volume), tuple(id(v) for v in self.volumes.values()))
+        if self._grid_key != key:
+            self._grid_key = key
+            self._grid = {m: v for m, v in self.volumes.items()
+                          if v.shape == self.volume.shape and np.allclose(v.affine, self.volume.affine, atol=1e-4)}
+        return self._grid
 
     # ------------------------------------------------------------------ cursor
     def set_cursor(self, ijk) -> None:
@@ -202,7 +207,7 @@ class ViewerState:
         vol = self.volume if modality is None else self.volumes.get(modality)
         if vol is None:
             return None
-        if vol is not self.volume:
+        if vol is not self.volume and modality not in self.grid_volumes():
             ijk = np.round(vol.world_to_voxel(self.cursor_world())).astype(int)
             if np.any(ijk < 0) or np.any(ijk >= np.array(vol.shape)):
                 return None

@@ -15,7 +15,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # The process-wide disk cache of decoded volumes goes to a temporary folder, never ~/.cache.
-os.environ["MRIVIEWER_CACHE_DIR"] = tempfile.mkdtemp(prefix="mriviewer-cache-")
+# (a folder inside a fresh one: the training samples go next to it, so they are private too)
+os.environ["MRIVIEWER_CACHE_DIR"] = os.path.join(tempfile.mkdtemp(prefix="mriviewer-cache-"), "volumes")
 # The GUI's QSettings go to a temporary INI file, never the user's settings.
 os.environ["MRIVIEWER_SETTINGS"] = os.path.join(tempfile.mkdtemp(prefix="mriviewer-settings-"), "settings.ini")
 

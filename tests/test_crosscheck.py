@@ -2,7 +2,9 @@
 in ../shared/data: the world coordinates of the eight corner voxels agree within 0.5 mm, and the
 pixel values agree exactly.
 
-Where the readers differ on purpose: the Philips field map holds two frames per position
+Where the readers differ on purpose: a Siemens mosaic is one image to SimpleITK and a volume of
+64×64 tiles to mriviewer, so each tile, the centre of the first slice and the directions are
+compared instead of corners. The Philips field map holds two frames per position
 (magnitude and phase of the B0 map). SimpleITK stacks all 64 frames as 64 slices 4 mm apart,
 which puts half of them outside the patient; mriviewer keeps one frame per position (32 slices)
 and warns. The first 32 of SimpleITK's slices are compared.
@@ -24,10 +26,12 @@ pytestmark = pytest.mark.realdata
 
 SERIES_FOLDERS = ["rsna-miccai/train/00046/FLAIR", "dicom-mprage-sagittal/t1_MPRAGEcr_noGRAPPA_19"]
 SINGLE_FILES = (
-    [f"dicom-transfer-syntaxes/{n}.dcm" for n in range(1, 10)]
-    + ["dicom-enhanced-mr/Philips/IM_0027_fMAP.dcm"]
+    ["dicom-enhanced-mr/Philips/IM_0027_fMAP.dcm"]
     + [f"dicom-enhanced-mr/Siemens/XA10/6_{n}.dcm" for n in range(1, 5)]
 )
+# Siemens EPI mosaics (one 384×384 image of 35 tiles of 64×64) in nine transfer syntaxes:
+# SimpleITK reads the mosaic as one image; mriviewer de-mosaics it (nibabel's MosaicWrapper).
+MOSAIC_FILES = [f"dicom-transfer-syntaxes/{n}.dcm" for n in range(1, 10)]
 
 
 def _corners(shape):
@@ -64,6 +68,25 @@ def test_single_file_corners_match_simpleitk(rel):
         assert same
 
 
+@pytest.mark.parametrize("rel", MOSAIC_FILES)
+def test_mosaic_tiles_centre_and_directions_match_simpleitk(rel):
+    path = real_data(rel)
+    vol = load_volume(path)
+    img = sitk.ReadImage(str(path))
+    arr = sitk.GetArrayFromImage(img)[0]  # (rows, cols) of the whole mosaic
+    n_i, n_j, n_k = vol.shape
+    grid = int(np.ceil(np.sqrt(n_k)))
+    assert arr.shape == (grid * n_j, grid * n_i)
+    for k in range(n_k):
+        r, c = divmod(k, grid)
+        np.testing.assert_array_equal(arr[r * n_j:(r + 1) * n_j, c * n_i:(c + 1) * n_i].T, vol.data[:, :, k])
+    centre = np.array(img.TransformContinuousIndexToPhysicalPoint([(arr.shape[1] - 1) / 2, (arr.shape[0] - 1) / 2, 0]))
+    ours = vol.voxel_to_world(np.array([(n_i - 1) / 2, (n_j - 1) / 2, 0]))
+    assert np.linalg.norm(centre * [-1, -1, 1] - ours) < 0.01
+    direction = np.array(img.GetDirection()).reshape(3, 3)
+    np.testing.assert_allclose(vol.affine[:3, :2] / vol.spacing[:2] * [[-1], [-1], [1]], direction[:, :2], atol=1e-6)
+
+
 def test_every_dicom_series_in_shared_data_is_covered():
     """Keeps the lists above complete when shared/data grows."""
     if not DATA.exists():
@@ -71,7 +94,7 @@ def test_every_dicom_series_in_shared_data_is_covered():
     from mriviewer.dicom import is_dicom_file
 
     folders = {p.parent.relative_to(DATA).as_posix() for p in DATA.rglob("*") if p.is_file() and is_dicom_file(p)}
-    covered = set(SERIES_FOLDERS) | {r.rsplit("/", 1)[0] for r in SINGLE_FILES}
+    covered = set(SERIES_FOLDERS) | {r.rsplit("/", 1)[0] for r in SINGLE_FILES + MOSAIC_FILES}
     assert folders <= covered, f"DICOM folders not cross-checked: {sorted(folders - covered)}"
 
 

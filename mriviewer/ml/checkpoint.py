@@ -12,14 +12,13 @@ tensors, numbers, strings, lists and dicts only):
 * ``history``: per-epoch records; ``split``: case ids per role (``train``, ``validation``,
   ``test``); ``fold``: ``"holdout"`` or ``"fold k"``.
 
-Writes go to a temporary file in the same folder, then ``os.replace`` — a reader (or a crash)
-never sees half a checkpoint. Version 1 (mriviewer 0.1, no test set) is migrated on load.
+Writes go to a hidden temporary file in the same folder, flushed to the disk, then ``os.replace``
+— a reader (or a crash, a full disk, Ctrl-C) never sees half a checkpoint. Version 1 (mriviewer 0.1, no test set) is migrated on load.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from pathlib import Path
 
 from .. import __version__
@@ -28,7 +27,7 @@ from ..fileio import json_safe
 from .config import TrainConfig
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "update_checkpoint",
-           "model_from_checkpoint", "new_checkpoint"]
+           "model_from_checkpoint", "new_checkpoint", "describe_checkpoint", "find_checkpoints"]
 
 FORMAT = "mriviewer-checkpoint"
 FORMAT_VERSION = 2
@@ -60,30 +59,47 @@ def new_checkpoint(model, config: TrainConfig, class_names: list[str], n_outputs
 
 
 def save_checkpoint(path: str | Path, ckpt: dict) -> Path:
-    """Write ``ckpt`` to ``path`` atomically (temporary name in the same folder, then rename).
+    """Write ``ckpt`` to ``path`` atomically: a hidden temporary file in the same folder
+    (:func:`mriviewer.fileio.temp_name`), flushed to the disk, then renamed. A full disk, an
+    error or Ctrl-C removes the temporary file and leaves an earlier ``path`` as it was;
+    temporary files of writers that were killed outright (SIGKILL) are removed here first
+    (:func:`mriviewer.fileio.remove_stale_temps`).
 
     Raises:
-        CheckpointError: the file cannot be written (disk full, read-only, …); no partial file
-            is left behind.
+        CheckpointError: the file cannot be written (disk full, read-only, …); the message names
+            ``path``; no partial file is left behind.
     """
     import torch
 
+    from ..fileio import atomic_path, remove_stale_temps
+
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    remove_stale_temps(path.parent)
     ckpt = dict(ckpt)
     for key in ("metrics", "history", "split"):
         if key in ckpt:
             ckpt[key] = json_safe(ckpt[key])
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(ckpt, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"{path}: cannot write checkpoint ({exc.strerror or exc})") from exc
+    with atomic_path(path, error=CheckpointError) as tmp:
+        try:
+            with open(tmp, "wb") as fh:
+                torch.save(ckpt, fh)
+        except RuntimeError as exc:
+            # torch's zip writer reports a failed write (ENOSPC, EIO) as a RuntimeError.
+            raise CheckpointError(f"{path}: cannot write checkpoint ({_write_failure(path, exc)})") from exc
     return path
+
+
+def _write_failure(path: Path, exc: BaseException) -> str:
+    """Words for a failed ``torch.save``: "no space left on device" when the folder's disk is
+    (nearly) full, else the error."""
+    import shutil
+
+    try:
+        if shutil.disk_usage(path.parent).free < 1 << 20:
+            return "No space left on device"
+    except OSError:
+        pass
+    return f"{type(exc).__name__}: {exc}"
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -180,3 +196,44 @@ def _migrate_v1(ckpt: dict) -> dict:
     ckpt["format_version"] = FORMAT_VERSION
     ckpt["migrated_from"] = 1
     return ckpt
+
+
+def describe_checkpoint(path: str | Path) -> dict:
+    """Metadata of a checkpoint for the checkpoint manager, without building the model.
+
+    Returns:
+        ``path``, ``model``, ``preset``, ``preset_version``, ``modalities``, ``is_2d``,
+        ``class_names``, ``dataset_root``, ``created``, ``software_version``, ``fold``,
+        ``test_auc``, ``test_auc_ci``, ``n_test``; or ``path`` and ``error`` (why it cannot be
+        read) — never an exception for a bad file.
+    """
+    from .config import is_3d_model
+
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as exc:
+        return {"path": Path(path), "error": str(exc)}
+    cfg = ckpt["config"]
+    metrics = ckpt.get("metrics") or {}
+    test = (metrics.get("cv") or {}).get("test") or metrics.get("test") or {}
+    return {
+        "path": Path(path), "model": cfg.model, "preset": cfg.preset, "preset_version": cfg.preset_version,
+        "modalities": list(cfg.modalities), "is_2d": not is_3d_model(cfg.model),
+        "class_names": list(ckpt.get("class_names") or []), "dataset_root": str(ckpt.get("dataset_root") or ""),
+        "created": str(ckpt.get("created") or ""), "software_version": str(ckpt.get("software_version") or ""),
+        "fold": ckpt.get("fold"), "test_auc": test.get("auc"), "test_auc_ci": test.get("auc_ci"),
+        "n_test": test.get("n_cases"),
+    }
+
+
+def find_checkpoints(root: str | Path, max_depth: int = 3) -> list[dict]:
+    """:func:`describe_checkpoint` of every ``*.pt`` under ``root`` (at most ``max_depth``
+    folders deep), newest first. A missing ``root`` gives an empty list."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for depth in range(max_depth + 1):
+        found += [p for p in root.glob("/".join(["*"] * depth + ["*.pt"])) if p.is_file()]
+    found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    return [describe_checkpoint(p) for p in found]

@@ -305,11 +305,14 @@ class TrainConfig:
         return TrainConfig.from_dict(data)
 
     def save(self, path: str | Path) -> None:
-        """Write as JSON (to a temporary name, then renamed)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        tmp.replace(path)
+        """Write as JSON (to a temporary name, then renamed).
+
+        Raises:
+            MriViewerError: the file cannot be written (naming it).
+        """
+        from ..fileio import write_json
+
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:

@@ -303,24 +303,31 @@ class SampleStore:
     """Preprocessed samples on disk, one float16 ``.npy`` (+ ``.json`` facts) per case.
 
     The key hashes :data:`STORE_FORMAT`, the preprocessing settings of the config and the
-    identity (path, size, mtime) of every file of the case's sources
+    identity (path, size, mtime, inode, ctime) of every file of the case's sources
     (:func:`mriviewer.cache.source_key`): an edited file or a changed setting is a new entry.
-    Writes are atomic (temporary name, then rename), so parallel ranks and crashes are safe.
+    Writes are atomic (temporary name, then rename; the ``.json`` last), so parallel ranks and
+    crashes are safe. The ``.json`` holds the shape, dtype and CRC-32 of the samples
+    (:func:`mriviewer.cache.voxel_checksum`); :meth:`get` checks them once per store object
+    and file, so a truncated, empty or corrupt entry is deleted (warning in the log) and
+    prepared again instead of being fed to training.
 
     Args:
         config: the run's configuration.
-        root: folder (default ``<volume cache folder>/../samples``).
+        root: folder (default :func:`mriviewer.cache.default_samples_dir`, i.e.
+            ``<volume cache folder>/../samples``).
     """
 
     def __init__(self, config: TrainConfig, root: str | Path | None = None) -> None:
-        from ..cache import default_cache_dir
+        from ..cache import default_samples_dir
 
         self.config = config
         settings = {k: getattr(config, k) for k in _PREPROCESS_KEYS}
         settings["is_3d"] = config.is_3d
         digest = hashlib.sha1(json.dumps([STORE_FORMAT, settings], sort_keys=True).encode()).hexdigest()[:16]
-        self.root = Path(root) if root else default_cache_dir().parent / "samples"
+        self.root = Path(root) if root else default_samples_dir()
         self.folder = self.root / digest
+        self._verified: dict[str, tuple] = {}  # key -> identity of the .npy checked (travels to workers)
+        self._cleaned = False
 
     def key(self, case: Case) -> str:
         """Stable key of ``case``'s sources. Raises OSError when a source cannot be stat-ed."""
@@ -330,31 +337,90 @@ class SampleStore:
         return hashlib.sha1(repr(parts).encode()).hexdigest()[:24]
 
     def paths(self, key: str) -> tuple[Path, Path]:
+        """``(samples .npy, facts .json)`` of ``key``."""
         return self.folder / f"{key}.npy", self.folder / f"{key}.json"
 
+    def _drop(self, key: str, reason: str) -> None:
+        npy, meta = self.paths(key)
+        log.warning("sample store: dropping %s (%s); the case is prepared again", npy, reason)
+        self._verified.pop(key, None)
+        for p in (meta, npy):
+            try:
+                p.unlink(missing_ok=True)
+            except OSError:
+                pass
+
     def get(self, key: str) -> tuple[np.ndarray, dict] | None:
-        """``(samples memory-mapped, facts)`` or ``None`` when absent or unreadable."""
+        """``(samples (S, C, …) float16, memory-mapped; facts)``, or ``None`` when absent or bad.
+
+        The first call per store object and file reads the whole ``.npy`` to check its CRC-32;
+        an entry whose ``.json`` is unreadable or lacks its fields, or whose ``.npy`` is empty,
+        truncated, of another shape or dtype, or fails the checksum, is deleted with a warning
+        and ``None`` is returned (the caller prepares the case again). Never raises.
+        """
+        from ..cache import voxel_checksum
+
         npy, meta = self.paths(key)
         try:
-            facts = json.loads(meta.read_text())
-            arr = np.load(npy, mmap_mode="r")
-        except (OSError, ValueError):
+            text = meta.read_bytes()
+        except FileNotFoundError:
             return None
-        if list(arr.shape) != facts.get("shape"):
+        except OSError as exc:
+            log.warning("sample store: cannot read %s (%s)", meta, exc)
             return None
+        try:
+            facts = json.loads(text.decode("utf-8"))
+            if not isinstance(facts, dict):
+                raise ValueError("not a JSON object")
+            shape, dtype, crc = list(facts["shape"]), np.dtype(facts["dtype"]), int(facts["crc32"])
+            arr = np.load(npy, mmap_mode="r", allow_pickle=False)
+            st = os.stat(npy)
+        except FileNotFoundError:
+            self._drop(key, "samples file missing")
+            return None
+        except Exception as exc:  # noqa: BLE001 — EOFError (0 bytes), ValueError (truncated), KeyError, …
+            self._drop(key, f"{type(exc).__name__}: {exc}")
+            return None
+        if list(arr.shape) != shape or arr.dtype != dtype:
+            self._drop(key, f"samples are {list(arr.shape)} {arr.dtype}, expected {shape} {dtype}")
+            return None
+        ident = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        if self._verified.get(key) != ident:
+            try:
+                ok = voxel_checksum(arr) == crc
+            except Exception as exc:  # noqa: BLE001 — an I/O error while reading the map
+                self._drop(key, f"{type(exc).__name__}: {exc}")
+                return None
+            if not ok:
+                self._drop(key, "checksum mismatch")
+                return None
+            self._verified[key] = ident
         return arr, facts
 
     def put(self, key: str, samples: np.ndarray, facts: dict) -> None:
-        """Store ``samples`` ``(S, C, …)`` as float16 and ``facts`` (JSON)."""
-        from ..fileio import atomic_path, write_json
+        """Store ``samples`` ``(S, C, …)`` as float16 and ``facts`` (JSON, with the shape,
+        dtype and CRC-32 of the stored array added).
+
+        Raises:
+            MriViewerError: the files cannot be written (disk full, …); nothing partial is left.
+        """
+        from ..cache import voxel_checksum
+        from ..fileio import atomic_path, remove_stale_temps, write_json
 
         self.folder.mkdir(parents=True, exist_ok=True)
+        if not self._cleaned:  # temporary files of killed runs, once per store object
+            remove_stale_temps(self.folder)
+            self._cleaned = True
         npy, meta = self.paths(key)
         arr = np.ascontiguousarray(samples, dtype=np.float16)
-        with atomic_path(npy) as tmp:
+        meta.unlink(missing_ok=True)  # an old entry must not pair with the new samples
+        with atomic_path(npy, durable=False) as tmp:
             with open(tmp, "wb") as fh:
-                np.save(fh, arr)
-        write_json(meta, {**facts, "shape": list(arr.shape)})
+                np.save(fh, arr, allow_pickle=False)
+        write_json(meta, {**facts, "shape": list(arr.shape), "dtype": arr.dtype.str, "crc32": voxel_checksum(arr)},
+                   durable=False)
+        st = os.stat(npy)
+        self._verified[key] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 class SampleDataset:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
+from superqt.utils import qthrottled
 
 from .. import RESEARCH_ONLY, __version__
 from ..appmodel import AppModel, runs_dir
@@ -276,9 +277,10 @@ class MainWindow(QtWidgets.QMainWindow):
         m.checkpoint_changed.connect(self._checkpoint_changed)
         m.prediction_added.connect(self._prediction_added)
         m.training_changed.connect(self._update_train_enabled)
-        st.on("cursor", self._update_readout)
-        st.on("volume", self._update_readout)
-        st.on("overlay", self._update_readout)
+        readout = qthrottled(self._update_readout, timeout=50, leading=True, parent=self)
+        self._readout_throttle = readout
+        for ev in ("cursor", "volume", "overlay"):
+            st.on(ev, readout)
         st.on("volume", self.actions.update)
 
     # ------------------------------------------------------------------ messages
@@ -704,7 +706,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 cursor = tuple(int(v) for v in np.clip(ijk, 0, np.array(cam.reference.shape) - 1))
             inputs = build_report_inputs(
                 self.model.predictor, case, self.cache.get, cursor=cursor, prediction=pred, gradcam=cam,
-                radiological=self.state.radiological, cmap=self.state.cmap, opacity=self.state.opacity,
+                dataset=self.model.dataset, radiological=self.state.radiological, cmap=self.state.cmap, opacity=self.state.opacity,
             )
             if self.state.modality == inputs.volume.modality and self.state.window:
                 inputs.window = self.state.window

@@ -5,6 +5,7 @@ fills the whole area. Views not shown are deactivated so they cost nothing."""
 from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
+from superqt.utils import qthrottled
 
 from ...display import LABEL_NAMES, PLANES, colormap_lut
 from ...viewstate import ViewerState
@@ -43,8 +44,11 @@ class CursorPanel(QtWidgets.QWidget):
         lay.addWidget(self.legend)
         lay.addWidget(self.colorbar_caption)
         lay.addWidget(self.colorbar)
+        # A readout at most every 50 ms (superqt's throttle; the last position always shows):
+        # rich-text layout costs more than redrawing three planes.
+        self._throttled = qthrottled(self.refresh, timeout=50, leading=True, parent=self)
         for ev in ("cursor", "volume", "overlay", "segmentation"):
-            state.on(ev, self.refresh)
+            state.on(ev, self._throttled)
         self._cbar_key = None
 
     def refresh(self) -> None:

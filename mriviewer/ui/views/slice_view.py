@@ -143,6 +143,7 @@ class SliceView(QtWidgets.QWidget):
         self._shape_key = None
         self._pixel_mm = (1.0, 1.0)
         self._drawn_volume = None
+        self._keys: dict[str, object] = {}  # what each layer shows now (see refresh_slice)
 
         for ev in ("volume", "convention"):
             state.on(ev, self.refresh)
@@ -243,6 +244,7 @@ class SliceView(QtWidgets.QWidget):
         """Redraw everything (new volume, modality or convention)."""
         if not self.active:
             return
+        self._keys.clear()
         vol = self.shown_volume()
         if vol is None:
             self.image.clear()
@@ -262,53 +264,69 @@ class SliceView(QtWidgets.QWidget):
         self.refresh_slice(reset_range=True)
 
     def refresh_slice(self, reset_range: bool = False) -> None:
-        """Redraw the slice, overlays and crosshair at the current cursor."""
+        """Redraw the slice, overlays and crosshair at the current cursor. A layer is sliced
+        again only when its array, this plane's slice index or the convention changed (a click
+        in this plane only moves the crosshair)."""
+        if not self.active:
+            return
         vol = self.shown_volume()
-        if vol is None or not self.active:
+        if vol is None:
             return
         if vol.shape != self.state.volume.shape:  # a native-grid modality in the grid: not linked
             return
-        img = plane_slice(vol.data, self.plane, self.slice_index(), self.state.radiological)
-        if img.dtype != np.float32:
-            img = img.astype(np.float32)
-        self.image.setImage(img, autoLevels=False, levels=self.state.window_of(self.modality))
+        index, radiological = self.slice_index(), self.state.radiological
         dy, dx = self._pixel_mm
-        rect = QtCore.QRectF(0, 0, img.shape[1] * dx, img.shape[0] * dy)
-        if self._drawn_volume is not vol or reset_range:
-            self.image.setRect(rect)
-        key = (vol.shape, self.plane, self._pixel_mm)
-        if reset_range or key != self._shape_key:
-            self._shape_key = key
-            self.viewbox.setRange(rect, padding=0.02)
-        self._drawn_volume = vol
+        key = (id(vol.data), index, radiological)
+        if key != self._keys.get("image") or reset_range:
+            img = plane_slice(vol.data, self.plane, index, radiological)
+            if img.dtype != np.float32:
+                img = img.astype(np.float32)
+            self.image.setImage(img, autoLevels=False, levels=self.state.window_of(self.modality))
+            self._keys["image"] = key
+            rect = QtCore.QRectF(0, 0, img.shape[1] * dx, img.shape[0] * dy)
+            if self._drawn_volume is not vol or reset_range:
+                self.image.setRect(rect)
+            shape_key = (vol.shape, self.plane, self._pixel_mm)
+            if reset_range or shape_key != self._shape_key:
+                self._shape_key = shape_key
+                self.viewbox.setRange(rect, padding=0.02)
+            self._drawn_volume = vol
+            n = vol.shape[self.slice_axis]
+            self.title.setText(f"{self.plane} {index + 1}/{n}" if not vol.is_2d else "2D image")
         self._update_overlay()
         self._update_segmentation()
-        row, col = voxel_to_screen(self.plane, self.state.cursor, vol.shape, self.state.radiological)
-        self.vline.setPos((col + 0.5) * dx)
-        self.hline.setPos((row + 0.5) * dy)
-        self.vline.setVisible(not vol.is_2d)
-        self.hline.setVisible(not vol.is_2d)
-        n = vol.shape[self.slice_axis]
-        self.title.setText(f"{self.plane} {self.slice_index() + 1}/{n}" if not vol.is_2d else "2D image")
+        row, col = voxel_to_screen(self.plane, self.state.cursor, vol.shape, radiological)
+        pos = ((col + 0.5) * dx, (row + 0.5) * dy, not vol.is_2d)
+        if pos != self._keys.get("cross"):
+            self._keys["cross"] = pos
+            self.vline.setPos(pos[0])
+            self.hline.setPos(pos[1])
+            self.vline.setVisible(pos[2])
+            self.hline.setVisible(pos[2])
 
     def _update_levels(self) -> None:
         if self.active and self.shown_volume() is not None:
             self.image.setLevels(self.state.window_of(self.modality))
 
-    def _draw_layer(self, item: pg.ImageItem, volume, visible: bool, levels) -> None:
+    def _draw_layer(self, name: str, item: pg.ImageItem, volume, visible: bool, levels) -> None:
         """Draw this plane's slice of an ``(I, J, K)`` layer through the item's lookup table,
-        or hide the item."""
+        or hide the item; nothing is redone when the layer's slice is the one drawn."""
         vol = self.shown_volume()
         if vol is None or volume is None or not visible or volume.shape != vol.shape:
-            if item.image is not None:
+            if self._keys.get(name) is not None:
                 item.clear()
-            item.setVisible(False)
+                item.setVisible(False)
+                self._keys[name] = None
+            return
+        key = (id(volume), self.slice_index(), self.state.radiological, self._pixel_mm)
+        if key == self._keys.get(name):
             return
         values = plane_slice(volume, self.plane, self.slice_index(), self.state.radiological)
         item.setImage(values, autoLevels=False, levels=levels)
         dy, dx = self._pixel_mm
         item.setRect(QtCore.QRectF(0, 0, values.shape[1] * dx, values.shape[0] * dy))
         item.setVisible(True)
+        self._keys[name] = key
 
     def _update_overlay(self) -> None:
         if not self.active:
@@ -318,15 +336,17 @@ class SliceView(QtWidgets.QWidget):
         if key != self._overlay_lut_key:
             self._overlay_lut_key = key
             self.overlay.setLookupTable(overlay_lut(st.cmap, st.threshold))
-        self.overlay.setOpacity(st.opacity)
-        self._draw_layer(self.overlay, st.overlay, st.overlay_visible, (0.0, 1.0))
+        if self.overlay.opacity() != st.opacity:
+            self.overlay.setOpacity(st.opacity)
+        self._draw_layer("overlay", self.overlay, st.overlay, st.overlay_visible, (0.0, 1.0))
 
     def _update_segmentation(self) -> None:
         if not self.active:
             return
         st = self.state
-        self.seg_item.setOpacity(st.seg_opacity)
-        self._draw_layer(self.seg_item, st.segmentation, st.segmentation_visible, (0, 255))
+        if self.seg_item.opacity() != st.seg_opacity:
+            self.seg_item.setOpacity(st.seg_opacity)
+        self._draw_layer("segmentation", self.seg_item, st.segmentation, st.segmentation_visible, (0, 255))
 
     def grab_image(self) -> QtGui.QImage:
         return self.grab().toImage()

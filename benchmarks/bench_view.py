@@ -1,0 +1,141 @@
+"""Drawing speed of the viewer against bare pyqtgraph, measured in one run on the same slices.
+
+A 240×240×155 volume (BraTS size) with a [0, 1] Grad-CAM map. One "update" moves the crosshair
+one voxel along all three axes and repaints: every shown plane gets a new slice and overlay.
+
+* **baseline** — bare pyqtgraph: three ``ImageItem``s for the slices (explicit levels) and three
+  for the overlay (a 256-entry RGBA lookup table, explicit levels), in three ``ViewBox``es, fed
+  the same ``plane_slice`` arrays; nothing else.
+* **single** — mriviewer's single layout (three :class:`SliceView`s + the cursor panel), driven
+  through :class:`ViewerState.set_cursor`.
+* **grid** — the modality × plane grid with four modalities (twelve views).
+
+Each figure is the mean of ``--updates`` updates after a warm-up, the widgets repainted
+(``QWidget.repaint``) at every update, offscreen. Goals (issue 7): single ≤ 1.3× the baseline,
+grid ≤ 4× single.
+
+Prints one line per measurement and, last:
+``view_vs_pyqtgraph=<single / baseline> grid_vs_single=<grid / single>``
+
+Run: ``QT_QPA_PLATFORM=offscreen python benchmarks/bench_view.py [--updates 200]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pyqtgraph as pg  # noqa: E402
+from PySide6 import QtWidgets  # noqa: E402
+
+from mriviewer.display import PLANES, overlay_lut, plane_slice  # noqa: E402
+from mriviewer.viewstate import ViewerState  # noqa: E402
+from mriviewer.volume import Volume  # noqa: E402
+
+SHAPE = (240, 240, 155)
+
+
+def make_case(n_modalities: int = 4) -> tuple[dict[str, Volume], np.ndarray]:
+    rng = np.random.default_rng(0)
+    i, j, k = np.meshgrid(*(np.linspace(-1, 1, n, dtype=np.float32) for n in SHAPE), indexing="ij")
+    head = (i ** 2 + j ** 2 + k ** 2 < 0.8).astype(np.float32)
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    vols = {}
+    for n, m in enumerate(("FLAIR", "T1w", "T1wCE", "T2w")[:n_modalities]):
+        data = head * (500 + 100 * n) + rng.normal(0, 20, SHAPE).astype(np.float32)
+        vols[m] = Volume(data.astype(np.float32), affine, m)
+    cam = np.exp(-((i - 0.3) ** 2 + j ** 2 + k ** 2) / 0.1).astype(np.float32)
+    return vols, cam
+
+
+def time_updates(step, repaint, n: int) -> float:
+    """Mean seconds of ``step(t); repaint()`` over ``n`` updates (after 10 warm-up ones)."""
+    for t in range(10):
+        step(t)
+        repaint()
+    t0 = time.perf_counter()
+    for t in range(n):
+        step(10 + t)
+        repaint()
+    return (time.perf_counter() - t0) / n
+
+
+def bare_pyqtgraph(vols, cam, n: int, app) -> float:
+    data = next(iter(vols.values())).data
+    win = pg.GraphicsLayoutWidget()
+    win.resize(900, 900)
+    items = []
+    lut = overlay_lut("inferno", 0.15)
+    for p in PLANES:
+        vb = win.addViewBox(lockAspect=True, invertY=True)
+        img, ov = pg.ImageItem(axisOrder="row-major"), pg.ImageItem(axisOrder="row-major")
+        ov.setLookupTable(lut)
+        ov.setOpacity(0.5)
+        vb.addItem(img)
+        vb.addItem(ov)
+        items.append((p, img, ov))
+    win.show()
+    app.processEvents()
+    centre = np.array(SHAPE) // 2
+
+    def step(t):
+        c = centre + (t % 40) - 20
+        for p, img, ov in items:
+            s = {"axial": c[2], "coronal": c[1], "sagittal": c[0]}[p]
+            img.setImage(plane_slice(data, p, s), autoLevels=False, levels=(0, 800))
+            ov.setImage(plane_slice(cam, p, s), autoLevels=False, levels=(0.0, 1.0))
+
+    result = time_updates(step, win.repaint, n)
+    win.close()
+    return result
+
+
+def mriviewer_layout(vols, cam, n: int, app, layout: str) -> float:
+    from mriviewer.ui.views.layout import ViewerLayout
+
+    st = ViewerState()
+    view = ViewerLayout(st)
+    view.resize(900, 900)
+    view.show()
+    st.set_case("bench", vols, "FLAIR")
+    st.set_overlay(cam)
+    st.set_layout(layout)
+    app.processEvents()
+    centre = np.array(SHAPE) // 2
+
+    def step(t):
+        st.set_cursor(centre + (t % 40) - 20)
+
+    result = time_updates(step, view.repaint, n)
+    view.close()
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--updates", type=int, default=200)
+    args = ap.parse_args()
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    vols, cam = make_case()
+    base = bare_pyqtgraph(vols, cam, args.updates, app)
+    print(f"bare pyqtgraph, 3 planes + overlay: {base * 1e3:.2f} ms/update ({1 / base:.0f} updates/s)")
+    single = mriviewer_layout(vols, cam, args.updates, app, "single")
+    print(f"mriviewer single layout, 3 planes + overlay + cursor panel: {single * 1e3:.2f} ms/update "
+          f"({1 / single:.0f} updates/s)")
+    grid = mriviewer_layout(vols, cam, args.updates, app, "grid")
+    print(f"mriviewer grid layout, 4 modalities x 3 planes + overlay: {grid * 1e3:.2f} ms/update "
+          f"({1 / grid:.0f} updates/s)")
+    print(f"view_vs_pyqtgraph={single / base:.2f} grid_vs_single={grid / single:.2f}")
+
+
+if __name__ == "__main__":
+    main()
