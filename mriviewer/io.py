@@ -3,9 +3,17 @@
 * NIfTI (``.nii``, ``.nii.gz``) with nibabel: the affine is nibabel's choice of sform/qform
   (sform when its code is set, as the NIfTI-1 standard recommends), ``scl_slope`` /
   ``scl_inter`` are applied by ``get_fdata``. 4D inputs take volume ``index4d`` (default 0).
+  Complex data (MR phase/complex reconstructions) are shown as their magnitude ``|z|`` with a
+  warning naming the file (``Volume.meta["warnings"]``), never silently as the real part.
+* Anything that is not a regular file or folder (``/dev/null``, a FIFO, a socket, a broken
+  symbolic link) is refused before it is opened (:func:`check_source_path`), so a FIFO never
+  blocks the reader.
 * DICOM series folders and files with pydicom (:mod:`mriviewer.dicom`).
-* 2D images (JPEG, PNG) with Pillow, converted to greyscale (ITU-R 601-2 luma), as a volume
-  of shape ``(W, H, 1)`` with an identity in-plane affine: ``i`` runs left→right and ``j``
+* 2D images (JPEG, PNG, BMP, TIFF) with Pillow, as a volume of shape ``(W, H, 1)``. 8-bit
+  greyscale, palette and colour images are converted to greyscale (ITU-R 601-2 luma, 0–255);
+  16-bit, 32-bit integer and float images (Pillow modes ``I;16*``, ``I``, ``F``: 16-bit PNG,
+  scientific TIFF) keep their values (``uint16`` or ``float32``), so nothing is clipped to 255
+  and the display window comes from their percentiles. The in-plane affine is an identity: ``i`` runs left→right and ``j``
   top→bottom on screen. The image carries no patient geometry, so it is declared as an axial
   slice seen from below in radiological convention (x = −column, y = −row), which puts it on
   screen exactly as stored.
@@ -13,6 +21,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 
 import nibabel as nib
@@ -22,7 +33,8 @@ from .dicom import is_dicom_file, read_dicom_series
 from .errors import LoadError, MriViewerError
 from .volume import Volume
 
-__all__ = ["load_volume", "load_nifti", "load_image2d", "IMAGE_SUFFIXES", "is_nifti"]
+__all__ = ["load_volume", "load_nifti", "load_image2d", "IMAGE_SUFFIXES", "is_nifti", "path_kind",
+           "check_source_path"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -30,6 +42,55 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 def is_nifti(path: Path) -> bool:
     name = Path(path).name.lower()
     return name.endswith(".nii") or name.endswith(".nii.gz")
+
+
+def path_kind(path: str | Path) -> str:
+    """What ``path`` is, from ``os.stat`` (follows symbolic links; opens nothing).
+
+    Returns:
+        ``"file"`` (regular file), ``"folder"``, ``"missing"``, ``"broken symbolic link"``,
+        ``"symbolic link loop"``, ``"FIFO (named pipe)"``, ``"socket"``, ``"character device"``,
+        ``"block device"``, ``"unreadable (<reason>)"`` or ``"special file"``.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "broken symbolic link" if os.path.lexists(path) else "missing"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"unreadable ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    for test, name in ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def check_source_path(path: str | Path, want: str = "any") -> Path:
+    """``path`` as a :class:`~pathlib.Path` when it is a regular file or a folder (``want``:
+    ``"any"``, ``"file"`` or ``"folder"``); checked with ``stat`` before anything is opened, so
+    a FIFO or device is never read.
+
+    Raises:
+        LoadError: missing, or not what is wanted (``/dev/null``, a FIFO, a socket, a broken
+            link, a folder where a file is expected); the message names the path and what it is.
+    """
+    path = Path(path)
+    kind = path_kind(path)
+    if kind == "missing":
+        raise LoadError(path, "no such file or folder")
+    if kind not in ("file", "folder"):
+        raise LoadError(path, f"not a regular file or folder: a {kind}; nothing was read")
+    if want == "file" and kind != "file":
+        raise LoadError(path, "is a folder; a file was expected")
+    if want == "folder" and kind != "folder":
+        raise LoadError(path, "is a file; a folder was expected")
+    return path
 
 
 def load_nifti(path: str | Path, modality: str = "", index4d: int = 0) -> Volume:
@@ -42,21 +103,28 @@ def load_nifti(path: str | Path, modality: str = "", index4d: int = 0) -> Volume
 
     Returns:
         Volume with data ``(I, J, K)`` float32 in the file's storage order and its affine.
+        Complex data become their magnitude ``|z|`` (float32) with a warning naming the file in
+        ``meta["warnings"]`` (``meta["complex"] = True``).
 
     Raises:
-        LoadError: unreadable or corrupt file, fewer than 2 or more than 4 dimensions.
+        LoadError: not a regular file, unreadable or corrupt file, fewer than 2 or more than 4
+            dimensions.
     """
-    path = Path(path)
+    path = check_source_path(path, "file")
+    warnings: list[str] = []
     try:
         img = nib.load(str(path))
         shape = img.shape
+        is_complex = np.dtype(img.get_data_dtype()).kind == "c"
         if len(shape) == 4:
             if not 0 <= index4d < shape[3]:
                 raise LoadError(path, f"4D file has {shape[3]} volumes; index {index4d} out of range")
             # Slicing the array proxy applies scl_slope/scl_inter.
-            data = np.asarray(img.dataobj[..., index4d], dtype=np.float32)
+            raw = np.asarray(img.dataobj[..., index4d])
+            data = (np.abs(raw) if is_complex else raw).astype(np.float32)
         elif len(shape) in (2, 3):
-            data = img.get_fdata(dtype=np.float32)
+            data = (np.abs(np.asarray(img.dataobj)).astype(np.float32) if is_complex
+                    else img.get_fdata(dtype=np.float32))
         else:
             raise LoadError(path, f"unsupported NIfTI dimensions {shape}")
         affine = img.affine
@@ -68,39 +136,74 @@ def load_nifti(path: str | Path, modality: str = "", index4d: int = 0) -> Volume
         raise LoadError(path, f"cannot read NIfTI ({type(exc).__name__}: {exc})") from exc
     if affine is None:
         affine = np.eye(4)
-    meta = {"format": "nifti"}
+    meta: dict = {"format": "nifti"}
+    if is_complex:
+        meta["complex"] = True
+        warnings.append(f"{path}: complex-valued data ({img.get_data_dtype()}); showing the magnitude |z|")
     if len(shape) == 4:
         meta.update(n_volumes=int(shape[3]), volume_index=int(index4d))
         if shape[3] > 1:
-            meta["warnings"] = [f"{path}: 4D file with {shape[3]} volumes; showing volume {index4d + 1}"]
+            warnings.append(f"{path}: 4D file with {shape[3]} volumes; showing volume {index4d + 1}")
+    if warnings:
+        meta["warnings"] = warnings
     try:
         return Volume(data, affine, modality, [path], meta)
     except Exception as exc:
         raise LoadError(path, str(exc)) from exc
 
 
+#: Pillow modes whose values are kept as they are (16/32-bit integers, 32-bit float).
+_HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
 def load_image2d(path: str | Path, modality: str = "") -> Volume:
-    """Read a 2D image (JPEG/PNG/…) as a single-slice greyscale volume ``(W, H, 1)``.
+    """Read a 2D image (JPEG/PNG/BMP/TIFF) as a single-slice volume ``(W, H, 1)``.
+
+    8-bit greyscale, palette and colour images become greyscale float32 0–255 (Pillow
+    ``convert("L")``, ITU-R 601-2 luma). High-depth images keep their values: 16-bit
+    (``I;16*`` → ``uint16``), 32-bit integer (``I`` → float32) and float (``F`` → float32), so
+    a 16-bit PNG or float TIFF is not clipped to 255. ``meta["pil_mode"]`` records the mode; a
+    multi-page file shows its first page with a warning.
 
     Raises:
-        LoadError: the file cannot be decoded.
+        LoadError: not a regular file, or it cannot be decoded (zero bytes, truncated, not an
+            image); the message names the file.
     """
     from PIL import Image
 
-    path = Path(path)
+    path = check_source_path(path, "file")
+    meta: dict = {"format": "image2d"}
     try:
+        if path.stat().st_size == 0:
+            raise LoadError(path, "empty file (0 bytes)")
         with Image.open(path) as im:
-            grey = np.asarray(im.convert("L"), dtype=np.float32)  # (rows, cols)
+            mode = im.mode
+            frames = int(getattr(im, "n_frames", 1) or 1)
+            if mode in _HIGH_DEPTH_MODES:
+                arr = np.asarray(im)
+                if arr.dtype.kind == "u" and arr.dtype.itemsize == 2:
+                    pixels = arr.astype(np.uint16)  # native byte order
+                else:
+                    pixels = arr.astype(np.float32)
+            else:
+                pixels = np.asarray(im.convert("L"), dtype=np.float32)  # (rows, cols)
+    except LoadError:
+        raise
     except Exception as exc:
         raise LoadError(path, f"cannot read image ({type(exc).__name__}: {exc})") from exc
-    data = grey.T[:, :, None]  # (cols, rows, 1) = (I, J, 1)
+    if pixels.ndim != 2:
+        raise LoadError(path, f"unexpected image array shape {pixels.shape} (mode {mode})")
+    meta["pil_mode"] = mode
+    if frames > 1:
+        meta["warnings"] = [f"{path}: {frames} pages/frames; showing the first"]
+    data = pixels.T[:, :, None]  # (cols, rows, 1) = (I, J, 1)
     affine = np.diag([-1.0, -1.0, 1.0, 1.0])
-    return Volume(data, affine, modality, [path], {"format": "image2d"})
+    return Volume(data, affine, modality, [path], meta)
 
 
 def load_volume(source: str | Path | list[Path], modality: str = "", index4d: int = 0) -> Volume:
     """Load a NIfTI file, a 2D image, a DICOM file, a DICOM series folder or a list of DICOM
-    files, choosing the reader by content. ``index4d`` picks the volume of a 4D NIfTI.
+    files, choosing the reader by content. ``index4d`` picks the volume of a 4D NIfTI or a multi-volume DICOM series.
 
     Raises:
         LoadError: the source does not exist or cannot be read; the message names it. No other
@@ -119,16 +222,16 @@ def load_volume(source: str | Path | list[Path], modality: str = "", index4d: in
 
 def _load_volume(source: str | Path | list[Path], modality: str = "", index4d: int = 0) -> Volume:
     if isinstance(source, list):
-        return read_dicom_series(source, modality)
-    path = Path(source)
-    if not path.exists():
-        raise LoadError(path, "no such file or folder")
+        for f in source:
+            check_source_path(f, "file")
+        return read_dicom_series(source, modality, index4d=index4d)
+    path = check_source_path(source)
     if path.is_dir():
-        return read_dicom_series(path, modality)
+        return read_dicom_series(path, modality, index4d=index4d)
     if is_nifti(path):
         return load_nifti(path, modality, index4d)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return load_image2d(path, modality)
     if is_dicom_file(path):
-        return read_dicom_series([path], modality)
+        return read_dicom_series([path], modality, index4d=index4d)
     raise LoadError(path, "unknown file type (expected DICOM, NIfTI or a 2D image)")
