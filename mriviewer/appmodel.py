@@ -235,11 +235,12 @@ class AppModel:
     def row(self, case: Case) -> CaseRow:
         """The browser row of ``case``."""
         ds = self.dataset
-        label = (ds.label_name(case) if ds is not None else None) or "—"
+        label = self.short_class(ds.label_name(case) if ds is not None else None) or "—"
         if case.is_2d:
             mods, tip = "2D image", ""
         else:
-            mods = " ".join(_SHORT[m] if m in case.modalities else "–" for m in MODALITIES)
+            mods = "all 4" if all(m in case.modalities for m in MODALITIES) else \
+                " ".join(_SHORT[m] if m in case.modalities else "–" for m in MODALITIES)
             extra = [m for m in case.modalities if m not in MODALITIES]
             if extra:
                 mods += " +" + ",".join(extra)
@@ -251,12 +252,37 @@ class AppModel:
         errors = list(case.errors) + ([f"not predicted: {err}"] if err else [])
         return CaseRow(
             case_id=case.case_id, label=label,
-            prediction=pred.class_name if pred is not None else ("not predicted" if err else ""),
+            prediction=self.short_class(pred.class_name) if pred is not None else ("not predicted" if err else ""),
             probability=pred.probability if pred is not None else None,
             split=self.split_of(case), modalities=mods,
             errors=str(len(errors)) if errors else "",
-            tooltip="\n".join([tip] + errors).strip(),
+            tooltip="\n".join([tip] + errors + ([f"predicted: {pred.class_name}"] if pred is not None else [])
+                               + ([f"label: {ds.label_name(case)}"] if ds is not None and ds.label_name(case) else [])
+                               ).strip(),
         )
+
+    def class_prefix(self) -> str:
+        """Words every class name starts with (``"MGMT "`` for MGMT unmethylated / methylated),
+        left out of the browser's narrow columns; ``""`` when none."""
+        names = list(self.dataset.class_names) if self.dataset is not None else []
+        if self.predictor is not None:
+            names += list(self.predictor.class_names)
+        if len(names) < 2:
+            return ""
+        words = [n.split(" ") for n in names]
+        common = []
+        for group in zip(*words, strict=False):
+            if len(set(group)) != 1:
+                break
+            common.append(group[0])
+        if not common or any(len(w) <= len(common) for w in words):
+            return ""
+        return " ".join(common) + " "
+
+    def short_class(self, name: str | None) -> str | None:
+        """``name`` without :meth:`class_prefix`."""
+        prefix = self.class_prefix()
+        return name[len(prefix):] if name and prefix and name.startswith(prefix) else name
 
     # ------------------------------------------------------------------ actions' state
     def can_train(self) -> tuple[bool, str]:

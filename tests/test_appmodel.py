@@ -39,8 +39,10 @@ def test_open_select_step_and_rows(demo_dir, tmp_path):
     with pytest.raises(KeyError):
         m.select_case("no-such-case")
     row = m.row(m.case(ids[0]))
-    assert row.case_id == ids[0] and row.label.startswith("MGMT") and row.split == ""
-    assert row.modalities.startswith("FL")
+    # The classes' shared first word ("MGMT") is left out of the narrow column, kept in the tooltip.
+    assert m.class_prefix() == "MGMT " and row.label in ("methylated", "unmethylated") and row.split == ""
+    assert "label: MGMT" in row.tooltip
+    assert row.modalities == "all 4" or row.modalities.startswith("FL")
     assert m.can_report() == (False, "Load or train a model first.")
     assert m.can_export_predictions()[0] is False
 

@@ -148,8 +148,13 @@ class MainWindow(QtWidgets.QMainWindow):
             lay.addWidget(w)
         lay.addLayout(row)
         lay.addStretch(1)
-        box.setMinimumHeight(190)
-        return box
+        # Scrolls rather than squeezing word-wrapped lines on top of each other in a short dock.
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setWidget(box)
+        scroll.setMinimumHeight(200)
+        return scroll
 
     def _build_docks(self) -> None:
         self.browser = CaseBrowser(self.model)

@@ -22,6 +22,15 @@ FILTERS = {
 _ERROR_BG = QtGui.QColor(255, 210, 210)
 
 
+class _ElideRight(QtWidgets.QStyledItemDelegate):
+    """Class names elide at the end ("MGMT unme…" and "MGMT meth…" stay distinct); case ids
+    keep the view's middle elision (file names differ at their ends)."""
+
+    def initStyleOption(self, option, index) -> None:  # noqa: N802 (Qt naming)
+        super().initStyleOption(option, index)
+        option.textElideMode = QtCore.Qt.TextElideMode.ElideRight
+
+
 class CaseTableModel(QtCore.QAbstractTableModel):
     """Qt table model over :meth:`AppModel.row`; refreshed from the app model's signals."""
 
@@ -155,6 +164,9 @@ class CaseBrowser(QtWidgets.QWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
+        self._elide_right = _ElideRight(self.table)
+        for col in (1, 2):
+            self.table.setItemDelegateForColumn(col, self._elide_right)
         header = self.table.horizontalHeader()
         header.setMinimumSectionSize(28)
         self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
