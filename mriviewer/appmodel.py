@@ -292,6 +292,9 @@ class AppModel:
         if self.dataset is None:
             return False, "Open a labelled dataset first."
         if self.dataset.task == "none":
+            if self.dataset.layout == "collection" and any(c.label is not None for c in self.dataset.cases):
+                return False, (f"{self.dataset.root} holds several datasets with different labels: open one "
+                               f"of them, or File ▸ Open labelled folders… to make one task.")
             return False, f"{self.dataset.root}: no labels found, nothing to train on."
         return True, ""
 

@@ -476,6 +476,36 @@ def _merge(root: Path, parts: list[Dataset], subs: list[tuple[Path, Dataset]],
         parts[0].warnings.extend(warnings)
         return parts[0]
     primary = next((p for p in parts if p.class_names and any(c.label is not None for c in p.cases)), None)
+    labelled = [(d, s) for d, s in subs if s.task != "none"]
+    if primary is None and not parts and labelled and all(
+            s.class_names == labelled[0][1].class_names and s.layout == labelled[0][1].layout
+            for _, s in labelled):
+        # Sub-folders labelled alike (kaggle-4class/Testing, or Training + Testing): one task,
+        # case ids prefixed by their folder; sub-folders without labels are listed unlabelled.
+        first = labelled[0][1]
+        out = Dataset(root, first.layout, class_names=list(first.class_names), label_source=first.label_source,
+                      patient_ids=first.patient_ids, settings=dict(first.settings))
+        out.warnings.extend(warnings)
+        ids: set[str] = set()
+        for d, sub in subs:
+            rel = sub.root.relative_to(root).as_posix() if root in sub.root.parents else d.name
+            keep = any(sub is s for _, s in labelled)
+            for c in sub.cases:
+                if not keep:
+                    c.label, c.label_name = None, None
+                c.case_id = rel if c.case_id == rel.rsplit("/", 1)[-1] else f"{rel}/{c.case_id}"
+                base, k = c.case_id, 1
+                while c.case_id in ids:
+                    k += 1
+                    c.case_id = f"{base}-{k}"
+                ids.add(c.case_id)
+                out.cases.append(c)
+            out.warnings.extend(sub.warnings)
+            out.patient_ids = out.patient_ids and sub.patient_ids
+            if not keep:
+                out.warnings.append(f"{d}: {len(sub.cases)} case(s) without labels ({sub.layout}), listed "
+                                    f"unlabelled")
+        return out
     if primary is None:
         out = Dataset(root, "collection")
         out.warnings.extend(warnings)

@@ -466,3 +466,19 @@ def test_assign_corrects_a_guessed_modality(tmp_path, monkeypatch, capsys):
     (case,) = json.loads(capsys.readouterr().out)["cases"]
     assert case["modalities"]["T2w"]["path"].endswith("PD.nii.gz")
     assert case["modalities"]["T2w"]["reason"].startswith("assigned by the user")
+
+
+def test_parent_of_a_labelled_image_folder_keeps_its_labels(tmp_path):
+    """kaggle-4class/ holds only Testing/<class>/*.jpg: opening the parent is the same task
+    (case ids prefixed by Testing/), not an unlabelled collection."""
+    from PIL import Image
+
+    for cls in ("glioma", "notumor"):
+        d = tmp_path / "kaggle" / "Testing" / cls
+        d.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(d / f"{i}.png")
+    ds = discover(tmp_path / "kaggle")
+    assert ds.task == "binary" and ds.class_names == ["glioma", "notumor"]
+    assert sorted(c.case_id for c in ds.cases)[0] == "Testing/glioma/0.png"
+    assert {ds.label_name(c) for c in ds.cases} == {"glioma", "notumor"}
