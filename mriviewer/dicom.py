@@ -235,7 +235,7 @@ def _fast_pixels(ds: pydicom.Dataset) -> np.ndarray | None:
 
 def _raw_pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
     """Stored pixel values (no rescale): :func:`_fast_pixels`, else pydicom's pixel handlers
-    (compressed syntaxes through pylibjpeg)."""
+    (compressed syntaxes through the pydicom plugins: gdcm, pylibjpeg, pyjpegls, Pillow)."""
     if "PixelData" not in ds:
         raise LoadError(path, "DICOM file has no pixel data")
     fast = _fast_pixels(ds)
@@ -247,8 +247,11 @@ def _raw_pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
             return ds.pixel_array
     except Exception as exc:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
+        hint = ""
+        if str(ts) == "1.2.840.10008.1.2.4.51" and int(ds.get("BitsStored", 8) or 8) > 8:
+            hint = ('; 12-bit JPEG Extended needs the GPL decoder: pip install "mriviewer[jpeg-gpl]"')
         raise LoadError(
-            path, f"cannot decode pixel data (transfer syntax {ts}: {type(exc).__name__}: {exc})"
+            path, f"cannot decode pixel data (transfer syntax {ts}: {type(exc).__name__}: {exc}){hint}"
         ) from exc
 
 

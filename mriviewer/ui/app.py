@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["run_app", "create_window"]
+__all__ = ["run_app", "create_window", "app_icon_path"]
 
 
 def create_window(path: str | None = None, checkpoint: str | None = None):
@@ -29,6 +29,18 @@ def create_window(path: str | None = None, checkpoint: str | None = None):
     return win
 
 
+def app_icon_path() -> Path | None:
+    """The application icon shipped inside the package (``mriviewer/resources/mriviewer.svg``;
+    also inside a PyInstaller bundle), or ``None`` when it is missing."""
+    from importlib import resources
+
+    try:
+        icon = Path(str(resources.files("mriviewer") / "resources" / "mriviewer.svg"))
+    except (ModuleNotFoundError, TypeError):
+        return None
+    return icon if icon.is_file() else None
+
+
 def run_app(path: str | None = None, checkpoint: str | None = None) -> int:
     """Run the application until its window closes; returns the exit status."""
     import pyqtgraph as pg
@@ -36,8 +48,9 @@ def run_app(path: str | None = None, checkpoint: str | None = None) -> int:
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("mriviewer")
-    icon = Path(__file__).resolve().parents[2] / "resources" / "mriviewer.svg"
-    if icon.is_file():
+    app.setDesktopFileName("mriviewer")  # packaging/mriviewer.desktop (window → launcher icon)
+    icon = app_icon_path()
+    if icon is not None:
         app.setWindowIcon(QtGui.QIcon(str(icon)))
     pg.setConfigOptions(imageAxisOrder="row-major")
     win = create_window(path, checkpoint)

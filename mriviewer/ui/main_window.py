@@ -149,9 +149,10 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.addLayout(row)
         lay.addStretch(1)
         # Scrolls rather than squeezing word-wrapped lines on top of each other in a short dock.
-        scroll = QtWidgets.QScrollArea()
+        scroll = _NarrowScroll()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(box)
         scroll.setMinimumHeight(200)
         return scroll
@@ -886,6 +887,13 @@ class MainWindow(QtWidgets.QMainWindow):
         except Exception as exc:  # noqa: BLE001 - settings must never block quitting
             log.warning("settings not saved: %s", exc)
         super().closeEvent(ev)
+
+
+class _NarrowScroll(QtWidgets.QScrollArea):
+    """A scroll area that does not ask for its content's unwrapped width (long lines wrap)."""
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
+        return QtCore.QSize(380, 220)
 
 
 class LabelledFoldersDialog(QtWidgets.QDialog):

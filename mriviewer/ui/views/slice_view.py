@@ -114,6 +114,9 @@ class SliceView(QtWidgets.QWidget):
 
         self.graphics = pg.GraphicsView(self)
         self.graphics.setBackground("k")
+        # Repaint the whole viewport: with pyqtgraph's minimal updates, a crosshair line moving
+        # over the margins around a narrow image left ghost segments there.
+        self.graphics.setViewportUpdateMode(QtWidgets.QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
         self.viewbox = _SliceViewBox(self)
         self.graphics.setCentralItem(self.viewbox)
         self.image = pg.ImageItem(axisOrder="row-major")
