@@ -140,10 +140,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cam_status.setWordWrap(True)
         self.report_button = QtWidgets.QToolButton()
         self.batch_button = QtWidgets.QToolButton()
-        row = QtWidgets.QHBoxLayout()
-        row.addWidget(self.report_button)
-        row.addWidget(self.batch_button)
-        row.addStretch(1)
+        row = QtWidgets.QVBoxLayout()  # stacked: side by side they would widen the dock
+        for b in (self.report_button, self.batch_button):
+            b.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
+            row.addWidget(b)
         for w in (self.pred_label, self.pred_detail, self.cam_status, self.model_label):
             lay.addWidget(w)
         lay.addLayout(row)
@@ -874,6 +874,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.restoreGeometry(geo)
         if isinstance(dock_state, QtCore.QByteArray) and not dock_state.isEmpty():
             self.restoreState(dock_state)
+        else:  # first start: the views get the room, the docks their working widths
+            docks = {d.objectName(): d for d in self.findChildren(QtWidgets.QDockWidget)}
+            self.resizeDocks([docks["casesDock"], docks["trainDock"]], [460, 400],
+                             QtCore.Qt.Orientation.Horizontal)
+            self.resizeDocks([docks["predictionDock"], docks["trainDock"]], [230, 700],
+                             QtCore.Qt.Orientation.Vertical)
 
     def closeEvent(self, ev):  # noqa: N802
         if self.model.training:

@@ -93,6 +93,30 @@ class _SliceViewBox(pg.ViewBox):
             super().mouseDragEvent(ev, axis)
 
 
+class _ScreenText(QtWidgets.QGraphicsSimpleTextItem):
+    """Text at a fixed viewport position (scene coordinates of a pyqtgraph ``GraphicsView`` are
+    viewport pixels). Keeps its anchor when the text changes."""
+
+    def __init__(self, text: str, align, owner) -> None:
+        super().__init__(text)
+        self._anchor = (0.0, 0.0, "topleft")
+        self.setAcceptedMouseButtons(QtCore.Qt.MouseButton.NoButton)
+
+    def place(self, x: float, y: float, anchor: str) -> None:
+        self._anchor = (x, y, anchor)
+        r = self.boundingRect()
+        dx = {"left": 0, "right": -r.width(), "top": -r.width() / 2, "bottom": -r.width() / 2,
+              "topleft": 0}[anchor]
+        dy = {"left": -r.height() / 2, "right": -r.height() / 2, "top": 0, "bottom": -r.height(),
+              "topleft": 0}[anchor]
+        self.setPos(x + dx, y + dy)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt naming)
+        if text != self.text():
+            super().setText(text)
+            self.place(*self._anchor)
+
+
 class SliceView(QtWidgets.QWidget):
     """A single plane (``"axial"``, ``"coronal"`` or ``"sagittal"``) bound to a state.
 
@@ -155,13 +179,19 @@ class SliceView(QtWidgets.QWidget):
         state.on("overlay", self._update_overlay)
         state.on("segmentation", self._update_segmentation)
 
-    def _label(self, text: str, align, small: bool = False) -> QtWidgets.QLabel:
-        lab = QtWidgets.QLabel(text, self)
-        lab.setAlignment(align)
-        lab.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        size = 9 if small else 13
-        lab.setStyleSheet(f"color: #ffd24d; font-weight: bold; font-size: {size}pt; background: transparent;")
-        return lab
+    def _label(self, text: str, align, small: bool = False) -> _ScreenText:
+        """Text fixed to the viewport (title, orientation letters): an item of the view's own
+        scene, outside the ViewBox, so it is painted with the slice in one pass (child QLabels
+        cost as much to repaint as the three planes)."""
+        item = _ScreenText(text, align, self)
+        font = QtGui.QFont()
+        font.setBold(True)
+        font.setPointSize(9 if small else 13)
+        item.setFont(font)
+        item.setBrush(QtGui.QColor("#ffd24d"))
+        item.setZValue(1000)
+        self.graphics.scene().addItem(item)
+        return item
 
     # ------------------------------------------------------------------ what it shows
     @property
@@ -187,13 +217,16 @@ class SliceView(QtWidgets.QWidget):
     # ------------------------------------------------------------------ layout
     def resizeEvent(self, ev):  # noqa: N802
         super().resizeEvent(ev)
-        w, h = self.width(), self.height()
-        s = 24
-        self.letters["left"].setGeometry(2, h // 2 - s // 2, s, s)
-        self.letters["right"].setGeometry(w - s - 2, h // 2 - s // 2, s, s)
-        self.letters["top"].setGeometry(w // 2 - s // 2, 2, s, s)
-        self.letters["bottom"].setGeometry(w // 2 - s // 2, h - s - 2, s, s)
-        self.title.setGeometry(6, 4, max(w // 2 - 16, 40), 20)  # left of the top letter
+        self._place_labels()
+
+    def _place_labels(self) -> None:
+        """Letters at the middle of each edge, the title at the top left."""
+        w, h = self.graphics.width(), self.graphics.height()
+        self.letters["left"].place(4, h / 2, "left")
+        self.letters["right"].place(w - 4, h / 2, "right")
+        self.letters["top"].place(w / 2, 2, "top")
+        self.letters["bottom"].place(w / 2, h - 2, "bottom")
+        self.title.place(6, 4, "topleft")
 
     # ------------------------------------------------------------------ interaction
     @property
