@@ -400,6 +400,13 @@ def test_preset_training_results_and_stopped_run_keeps_model(window, qtbot, demo
     qtbot.mouseClick(panel.load_run_button, QtCore.Qt.MouseButton.LeftButton)
     assert window.predictor is not loaded and window.predictor.path == stopped.checkpoint
     assert not panel.load_run_button.isVisible()
+    # Continue from a checkpoint: its settings, its weights as the starting point.
+    panel.select_preset("mgmt-cnn3d-flair")
+    assert panel.start_from_checkpoint(stopped.checkpoint)
+    cfg = panel.config()
+    assert cfg.model == "resnet18-2d" and cfg.pretrained == str(stopped.checkpoint) and cfg.image_size == 32
+    assert not panel.start_from_checkpoint(stopped.checkpoint.parent / "missing.pt")
+    assert "Cannot continue" in panel.log.toPlainText()
 
 
 def test_labelled_folders_open_as_one_dataset(qtbot, tmp_path):

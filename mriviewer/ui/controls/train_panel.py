@@ -374,6 +374,11 @@ class TrainPanel(QtWidgets.QWidget):
                               "(cnn3d, r3d-18, mc3-18, r2plus1d-18) take the slice stack.")
         self._fit_combo(self.model)
         self.model.currentTextChanged.connect(lambda _: self._edited("model"))
+        self.from_checkpoint_button = QtWidgets.QPushButton("From checkpoint…")
+        self.from_checkpoint_button.setToolTip(
+            "Continue training a saved model: its settings and its weights as the starting point "
+            "(the optimiser and schedule start again; the data are split anew)")
+        self.from_checkpoint_button.clicked.connect(self._browse_checkpoint)
         self.modality_box = QtWidgets.QWidget()
         self.modality_layout = QtWidgets.QHBoxLayout(self.modality_box)
         self.modality_layout.setContentsMargins(0, 0, 0, 0)
@@ -390,10 +395,13 @@ class TrainPanel(QtWidgets.QWidget):
         form.addRow("Preset", self.preset_combo)
         form.addRow(self.preset_info)
         form.addRow(self.preset_notes)
-        form.addRow("Model", self.model)
+        model_row = QtWidgets.QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(self.from_checkpoint_button)
+        form.addRow("Model", model_row)
         form.addRow("Modalities", self.modality_box)
         form.addRow("Device", self.device_label)
-        self._top_labels = {"model": form.labelForField(self.model),
+        self._top_labels = {"model": form.labelForField(model_row),
                             "modalities": form.labelForField(self.modality_box)}
         return form
 
@@ -869,6 +877,34 @@ class TrainPanel(QtWidgets.QWidget):
         self._model_changed()
         self._relevance()
         self._refresh_overrides()
+
+    def _browse_checkpoint(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Continue from checkpoint", "", "Checkpoint (*.pt)")
+        if path:
+            self.start_from_checkpoint(path)
+
+    def start_from_checkpoint(self, path: str | Path) -> bool:
+        """Fill every editor from a checkpoint's config and set its weights as ``pretrained``
+        (:func:`mriviewer.ml.checkpoint.describe_checkpoint`). Returns False (and says why in the
+        log) when the file is not a usable checkpoint."""
+        from ...ml.checkpoint import load_checkpoint
+
+        try:
+            cfg = load_checkpoint(path)["config"]
+        except Exception as exc:  # noqa: BLE001 - CheckpointError, or torch's own for a damaged file
+            self.append_log(f"Cannot continue from {path}: {exc}", "warning")
+            return False
+        try:
+            self.select_preset(cfg.preset or "")
+        except ConfigError:  # a preset this version does not ship: the values below still apply
+            self.select_preset("")
+        self.load_config(cfg)
+        self.pretrained.setText(str(path))
+        self.append_log(f"Continuing from {path}: {cfg.model} on {', '.join(cfg.modalities)}, its weights as the "
+                        f"starting point; the optimiser and schedule start again and the data are split anew "
+                        f"(cases it was trained on may now be validation or test: use a new dataset or the "
+                        f"same seed and split to keep the roles).")
+        return True
 
     def _browse_weights(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Pretrained weights", "", "Weights (*.pt *.pth)")
