@@ -58,7 +58,8 @@ class ViewerState:
         native: modality → ``(affine (4, 4), shape (3,))`` of the file's own grid, for the
             readout's voxel index in the file's grid.
         cursor: crosshair as a canonical voxel index ``(i, j, k)`` on ``volume``'s grid.
-        windows: display window ``(low, high)`` per modality.
+        windows: display window ``(low, high)`` per modality of the shown case (a new case
+            starts from ``default_window``).
         radiological: patient's right on the screen's left.
         layout: ``"single"`` or ``"grid"`` (see :data:`LAYOUTS`).
         overlay: ``(I, J, K)`` [0, 1] map (Grad-CAM) on ``volume``'s grid, or ``None``.
@@ -116,6 +117,8 @@ class ViewerState:
             raise KeyError(modality)
         same_case = keep_cursor_mm and self.volume is not None and self.case_id == case_id
         old_world = self.cursor_world() if same_case else None
+        if case_id != self.case_id:  # MR intensities are arbitrary units per scan: each case
+            self.windows = {}        # starts from its own percentiles (the default preset)
         self.case_id, self.modality = case_id, modality
         self.volumes = {m: v.canonical() for m, v in volumes.items()}
         self.native = dict(native or {})

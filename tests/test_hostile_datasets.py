@@ -420,6 +420,18 @@ def _one_line_error(err: str, path: Path, text: str) -> None:
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
 def test_hostile_input(row: Row, tmp_path, monkeypatch, capsys):
     path = row.build(tmp_path, monkeypatch)
+    # The GUI's open path (the app model, no window): a dataset with the same warnings, or one
+    # error message naming the path, and the model keeps working.
+    from mriviewer.appmodel import AppModel
+
+    app = AppModel()
+    errors: list[str] = []
+    app.error.connect(errors.append)
+    opened = app.open_path(path)
+    if row.outcome == "error" and row.name != "nothing-loads":
+        assert not opened and len(errors) == 1 and str(path) in errors[0] and app.dataset is None
+    else:
+        assert opened and errors == [] and app.dataset.cases
     if row.outcome == "error":
         if row.name == "nothing-loads":  # discovery finds a case; no case decodes
             assert main(["info", str(path)]) == 2
