@@ -14,15 +14,20 @@ from mriviewer.ml.engine import run_training
 from mriviewer.ml.predict import Predictor
 
 # (model, epochs, lr, image size, batch, Grad-CAM checked): small enough for CI on two CPU cores.
-# Trained from scratch for a few epochs, EfficientNet-B0 (BatchNorm statistics of 60 slices),
-# R3D-18 and R(2+1)D-18 (2×2 cells in their last block at 32 px; layer3 maps of a barely
-# trained net are negative everywhere) separate the phantoms but their maps do not localise
-# yet; for them the test checks the map's grid and range only.
+# Grad-CAM reads the layer Predictor.cam_layer picks for these sizes (≥ 7 cells a side, or cells
+# of ≤ 4 samples on the 16-slice axis): ResNet-18 layer3 (8×8), EfficientNet-B0 features.3
+# (8×8), cnn3d features.1 (4×8×8), the video networks layer2 (8×8×8; MC3-18 16×8×8).
+# R3D-18 uses lr 3e-4: at 1e-3 its validation AUC falls to 0.5 after the first epoch.
+# R(2+1)D-18 separates the phantoms (test AUC 1.0) but, trained from scratch for 5 epochs at
+# 32 px, no layer localises: the class-1 Grad-CAM peak falls outside the lesion in 0/6 held-out
+# lesion cases at layer1, layer2, layer3 and layer4 alike, its layer2/layer3 maps being ≤ 0
+# almost everywhere (the lesion lowers the features that carry positive weight); there the test
+# checks the map's grid and range only.
 TABLE = [
     ("resnet18-2d", 6, 1e-3, 128, 16, True),
-    ("efficientnet-b0-2d", 8, 3e-3, 64, 16, False),
+    ("efficientnet-b0-2d", 8, 1e-3, 64, 8, True),
     ("cnn3d", 8, 1e-3, 32, 4, True),
-    ("r3d-18", 5, 1e-3, 32, 4, False),
+    ("r3d-18", 5, 3e-4, 32, 4, True),
     ("mc3-18", 5, 1e-3, 32, 4, True),
     ("r2plus1d-18", 5, 1e-3, 32, 4, False),
 ]
@@ -56,5 +61,5 @@ def test_model_learns_visible_label_and_cam_points_at_lesion(model, epochs, lr, 
         head = cam > 0
         # Share of the map's energy near the lesion against a map uniform over the same support.
         gain.append((cam[near].sum() / max(cam.sum(), 1e-12)) / max((near & head).sum() / max(head.sum(), 1), 1e-12))
-    if localises:
+    if localises:  # "most": the peak is near the lesion in more than half the held-out lesion cases
         assert sum(hits) > len(hits) / 2, (model, hits, np.round(gain, 2))

@@ -13,6 +13,7 @@ from mriviewer.ml.models import (
     MODEL_INFO,
     DropoutLinear,
     build_model,
+    cam_layer_candidates,
     freeze,
     head_module_names,
     hub_weights_path,
@@ -104,6 +105,30 @@ def test_gradcam_layer_gives_a_map_of_the_input_shape(name):
     assert tuple(cam.shape) == (1, 1, *x.shape[2:])
     assert torch.isfinite(cam).all()
     assert float(cam.max() - cam.min()) > 0
+
+
+# Input (C, H, W) or (C, D, H, W) → layer Predictor.cam_layer reads: the presets' sizes keep the last
+# block; CI-sized inputs fall back to a stage with ≥ 7 cells (or ≤ 4-sample cells) on every axis.
+CAM_LAYERS = [
+    ("resnet18-2d", (1, 224, 224), "layer4"), ("resnet18-2d", (1, 128, 128), "layer3"),
+    ("efficientnet-b0-2d", (1, 300, 300), "features.8"), ("efficientnet-b0-2d", (1, 64, 64), "features.3"),
+    ("cnn3d", (1, 32, 128, 128), "features.1"), ("cnn3d", (1, 16, 32, 32), "features.1"),
+    ("r3d-18", (1, 64, 112, 112), "layer4"), ("r3d-18", (1, 16, 32, 32), "layer2"),
+    ("mc3-18", (1, 16, 32, 32), "layer2"),
+    ("r2plus1d-18", (1, 64, 112, 112), "layer4"), ("r2plus1d-18", (1, 16, 32, 32), "layer2"),
+    ("r3d-18", (1, 4, 32, 32), "layer2"),  # a 4-slice stack: depth 1 cell from layer3 on
+]
+
+
+@pytest.mark.parametrize("name,shape,layer", CAM_LAYERS)
+def test_cam_layer_is_fine_enough_along_every_axis(name, shape, layer):
+    from mriviewer.ml.config import TrainConfig
+    from mriviewer.ml.predict import Predictor
+
+    assert cam_layer_candidates(name)[0] == target_layer_name(name)
+    model, _ = build_model(name, 1, 2, pretrained="none")
+    pred = Predictor(model, TrainConfig(model=name), ["a", "b"], {}, device="cpu")
+    assert pred.cam_layer(shape) == layer
 
 
 # ------------------------------------------------------------------ pretrained loading

@@ -57,6 +57,7 @@ __all__ = [
     "CNN3D",
     "DropoutLinear",
     "build_model",
+    "cam_layer_candidates",
     "freeze",
     "head_module_names",
     "hub_weights_path",
@@ -79,18 +80,30 @@ class _Spec:
     head: str  # attribute holding the head (everything after global average pooling)
     cam: str  # layer Grad-CAM reads: the last block with spatial extent
     weights: str | None  # torchvision weights enum, "Module.Enum.MEMBER"
+    # Earlier Grad-CAM layers, deepest first: the last block of each earlier resolution stage.
+    cam_earlier: tuple[str, ...] = ()
 
 
 _SPECS: dict[str, _Spec] = {
-    "resnet18-2d": _Spec("conv1", "fc", "layer4", "models.ResNet18_Weights.IMAGENET1K_V1"),
-    "efficientnet-b0-2d": _Spec(
-        "features.0.0", "classifier", "features.8", "models.EfficientNet_B0_Weights.IMAGENET1K_V1"
+    "resnet18-2d": _Spec(
+        "conv1", "fc", "layer4", "models.ResNet18_Weights.IMAGENET1K_V1", ("layer3", "layer2", "layer1")
     ),
-    "cnn3d": _Spec("features.0.0", "classifier", "features.1", None),
-    "r3d-18": _Spec("stem.0", "fc", "layer4", "models.video.R3D_18_Weights.KINETICS400_V1"),
-    "mc3-18": _Spec("stem.0", "fc", "layer4", "models.video.MC3_18_Weights.KINETICS400_V1"),
+    # EfficientNet-B0 stages (Tan & Le 2019, Table 1): features.1 1/2, .2 1/4, .3 1/8, .4-.5 1/16,
+    # .6-.8 1/32; the last block of each resolution is .5 (1/16), .3 (1/8), .2 (1/4).
+    "efficientnet-b0-2d": _Spec(
+        "features.0.0", "classifier", "features.8", "models.EfficientNet_B0_Weights.IMAGENET1K_V1",
+        ("features.5", "features.3", "features.2"),
+    ),
+    "cnn3d": _Spec("features.0.0", "classifier", "features.1", None, ("features.0",)),
+    "r3d-18": _Spec(
+        "stem.0", "fc", "layer4", "models.video.R3D_18_Weights.KINETICS400_V1", ("layer3", "layer2", "layer1")
+    ),
+    "mc3-18": _Spec(
+        "stem.0", "fc", "layer4", "models.video.MC3_18_Weights.KINETICS400_V1", ("layer3", "layer2", "layer1")
+    ),
     "r2plus1d-18": _Spec(
-        "stem.0", "fc", "layer4", "models.video.R2Plus1D_18_Weights.KINETICS400_V1"
+        "stem.0", "fc", "layer4", "models.video.R2Plus1D_18_Weights.KINETICS400_V1",
+        ("layer3", "layer2", "layer1"),
     ),
 }
 assert set(_SPECS) == set(MODEL_NAMES)
@@ -162,6 +175,24 @@ def target_layer_name(name: str) -> str:
         ConfigError: unknown model name.
     """
     return _spec(name).cam
+
+
+def cam_layer_candidates(name: str) -> tuple[str, ...]:
+    """Layers Grad-CAM may read for model ``name``, deepest (coarsest) first:
+    :func:`target_layer_name`, then the last block of each earlier resolution stage.
+
+    ``("layer4", "layer3", "layer2", "layer1")`` for ResNet-18 and the video ResNets (R3D-18 and
+    R(2+1)D-18 halve ``D``, ``H`` and ``W`` in ``layer2``-``layer4``; MC3-18 only ``H`` and ``W``
+    there, Tran et al. 2018), ``("features.8", "features.5", "features.3", "features.2")`` for
+    EfficientNet-B0 (1/32, 1/16, 1/8, 1/4 of the input), ``("features.1", "features.0")`` for
+    ``cnn3d`` (1/4, 1/2). :meth:`~.predict.Predictor.cam_layer` takes the first whose map is fine
+    enough for the input size.
+
+    Raises:
+        ConfigError: unknown model name.
+    """
+    spec = _spec(name)
+    return (spec.cam,) + spec.cam_earlier
 
 
 def head_module_names(name: str) -> tuple[str, ...]:

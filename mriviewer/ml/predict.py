@@ -2,8 +2,9 @@
 
 Grad-CAM (Selvaraju et al., 2017, "Grad-CAM: Visual Explanations from Deep Networks via
 Gradient-based Localization") is computed with MONAI's ``monai.visualize.GradCAM`` on the last
-block of each model (:func:`~.models.target_layer_name`; an earlier block when inputs are so small
-that the last one's map has fewer than :data:`MIN_CAM_CELLS` cells a side), differentiating the
+block of each model (:func:`~.models.target_layer_name`; the last block of an earlier stage when
+inputs are so small that the last one's map has fewer than :data:`MIN_CAM_CELLS` cells along some
+spatial axis, :meth:`Predictor.cam_layer`), differentiating the
 contrastive score z_c − mean z_other (:class:`_ContrastiveLogits`). For 2D models it runs on every
 axial slice within the ``slice_range`` the model was trained on (at most :data:`MAX_CAM_SLICES`,
 evenly spaced, the rest interpolated), each slice's map weighted by that slice's probability of the
@@ -34,15 +35,13 @@ __all__ = ["Predictor", "Prediction", "GradCamResult", "MAX_CAM_SLICES", "head_m
 #: Upper bound on slices run through a 2D model for one Grad-CAM volume.
 MAX_CAM_SLICES = 64
 
-#: Smallest in-plane size (cells per side) of the feature map Grad-CAM reads.
-MIN_CAM_CELLS = 4
-
-#: Earlier blocks to fall back on, deepest first, when the last block's map is too coarse.
-_EARLIER_BLOCKS = {
-    "resnet18-2d": ("layer3", "layer2"), "r3d-18": ("layer3", "layer2"), "mc3-18": ("layer3", "layer2"),
-    "r2plus1d-18": ("layer3", "layer2"), "efficientnet-b0-2d": ("features.6", "features.4", "features.3"),
-    "cnn3d": ("features.0",),
-}
+#: Fewest cells along every spatial axis of the feature map Grad-CAM reads: the 7×7 grid of
+#: ResNet's last block at 224 px, on which Selvaraju et al. (2017) computed their ResNet maps.
+#: Coarser maps put a cell boundary every 1/4 of the field of view or more, and in a barely
+#: trained network their few cells are all alike (the map shows the receptive field, not the
+#: lesion); :meth:`Predictor.cam_layer` then reads an earlier block. On an axis of fewer than
+#: 28 samples, cells of 4 samples suffice.
+MIN_CAM_CELLS = 7
 
 
 @dataclass
@@ -211,30 +210,47 @@ class Predictor:
             return self._gradcam(ci, class_index)
 
     def cam_layer(self, sample_shape: tuple[int, ...]) -> str:
-        """The Grad-CAM layer for inputs of ``sample_shape`` (``(C, H, W)`` or ``(C, D, H, W)``):
-        the model's last block (:func:`~.models.target_layer_name`), or the deepest earlier
-        block whose in-plane map has at least :data:`MIN_CAM_CELLS` cells per side — at small
-        inputs ResNet's ``layer4`` is 1×1 and its map says nothing about where."""
+        """The Grad-CAM layer for inputs of ``sample_shape`` (``(C, H, W)`` or ``(C, D, H, W)``).
+
+        The deepest of :func:`~.models.cam_layer_candidates` (the model's last block, then the
+        last block of each earlier stage) whose map is fine enough along every spatial axis: at
+        least ``min(MIN_CAM_CELLS, ceil(n / 4))`` cells for an input extent of ``n`` samples, i.e.
+        :data:`MIN_CAM_CELLS` cells, or cells of at most 4 samples on short axes (a 16-slice
+        stack). Every axis counts: R3D-18 and R(2+1)D-18 also halve the slice axis ``D`` in
+        ``layer2``-``layer4``. At 32×32 px and 16 slices this reads ``layer2`` (8×8×8) of R3D-18
+        rather than ``layer3`` (4×4×4), whose four cells a side are alike in a briefly trained
+        network; at the presets' sizes (224 px, 112 px × 64 slices, 300 px) the last block
+        passes. Without any such layer, the one with the most cells along its coarsest axis.
+        Sizes come from one forward pass of zeros (forward hooks).
+        """
         import torch
 
-        from .models import target_layer_name
+        from .models import cam_layer_candidates
 
-        candidates = (target_layer_name(self.config.model),) + _EARLIER_BLOCKS.get(self.config.model, ())
-        sizes = {}
+        candidates = cam_layer_candidates(self.config.model)
+        sizes: dict[str, tuple[int, ...]] = {}
         hooks = []
         for name in candidates:
             mod = self.model.get_submodule(name)
-            hooks.append(mod.register_forward_hook(lambda _m, _i, out, n=name: sizes.__setitem__(n, out.shape[-2:])))
+            hooks.append(mod.register_forward_hook(
+                lambda _m, _i, out, n=name: sizes.__setitem__(n, tuple(out.shape[2:]))))
         try:
             with torch.no_grad():
                 self.model(torch.zeros((1,) + tuple(sample_shape), device=self.device))
         finally:
             for h in hooks:
                 h.remove()
+        spatial = tuple(sample_shape[1:])
+        need = tuple(min(MIN_CAM_CELLS, -(-n // 4)) for n in spatial)
+
+        def fine_enough(name: str) -> bool:
+            size = sizes.get(name, ())
+            return len(size) == len(need) and all(s >= m for s, m in zip(size, need, strict=True))
+
         for name in candidates:
-            if min(sizes.get(name, (0, 0))) >= MIN_CAM_CELLS:
+            if fine_enough(name):
                 return name
-        return max(candidates, key=lambda n: min(sizes.get(n, (0, 0))))
+        return max(candidates, key=lambda n: min(sizes.get(n, (0,)) or (0,)))
 
     def _gradcam(self, ci: CaseInput, class_index: int) -> GradCamResult:
         import torch
