@@ -352,3 +352,12 @@ def test_deepbet_strips_an_unstripped_ixi_head():
                          VolumeCache().get).case_input(ds.cases[0]).array
     kept = (stripped > 0).mean() / (whole > 0).mean()
     assert 0.2 < kept < 0.8  # the brain is a part of the head, not all of it and not nothing
+
+
+def test_num_threads_applies_to_the_run_only(phantom_dir, tmp_path):
+    """A run's num_threads must not leak into the process (the GUI outlives runs; a leak also
+    made later runs in one process train differently)."""
+    before = torch.get_num_threads()
+    cfg = TrainConfig(model="cnn3d", modalities=["FLAIR"], epochs=1, loss="bce", num_threads=1, **TINY_3D)
+    run_training(cfg, discover(phantom_dir), tmp_path / "run", loader=VolumeCache().get)
+    assert torch.get_num_threads() == before

@@ -244,9 +244,10 @@ class Trainer:
             # A stop seen by one rank only would leave the others in a collective: every
             # _stop check below reads a flag that the ranks set together (dist.any, epoch ends).
             self._stop = threading.Event()
+        threads_before = torch.get_num_threads()
         try:
             self.device = self.dist.device(device)
-            if cfg.num_threads:
+            if cfg.num_threads:  # for this run only (the GUI's process outlives it)
                 torch.set_num_threads(cfg.num_threads)
             if self._main:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -258,6 +259,8 @@ class Trainer:
             else:
                 result = yield from self._run_one(cfg, self.out_dir, "")
         finally:
+            if cfg.num_threads:
+                torch.set_num_threads(threads_before)
             if self.dist is not None:
                 self.dist.close()
         return result

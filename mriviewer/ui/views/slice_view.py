@@ -217,7 +217,20 @@ class SliceView(QtWidgets.QWidget):
     # ------------------------------------------------------------------ layout
     def resizeEvent(self, ev):  # noqa: N802
         super().resizeEvent(ev)
+        self._set_title()
         self._place_labels()
+
+    def _set_title(self) -> None:
+        """``axial 88/155`` (just ``88/155`` when the view is too narrow for both it and the top
+        letter)."""
+        vol = self.shown_volume()
+        if vol is None:
+            return
+        if vol.is_2d:
+            self.title.setText("2D image")
+            return
+        pos = f"{self.slice_index() + 1}/{vol.shape[self.slice_axis]}"
+        self.title.setText(f"{self.plane} {pos}" if self.graphics.width() >= 330 else pos)
 
     def _place_labels(self) -> None:
         """Letters at the middle of each edge, the title at the top left."""
@@ -327,8 +340,7 @@ class SliceView(QtWidgets.QWidget):
                 self._shape_key = shape_key
                 self.viewbox.setRange(rect, padding=0.02)
             self._drawn_volume = vol
-            n = vol.shape[self.slice_axis]
-            self.title.setText(f"{self.plane} {index + 1}/{n}" if not vol.is_2d else "2D image")
+            self._set_title()
         self._update_overlay()
         self._update_segmentation()
         row, col = voxel_to_screen(self.plane, self.state.cursor, vol.shape, radiological)
