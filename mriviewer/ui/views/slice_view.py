@@ -153,11 +153,16 @@ class SliceView(QtWidgets.QWidget):
         self.viewbox.addItem(self.image)
         self.viewbox.addItem(self.seg_item)
         self.viewbox.addItem(self.overlay)
+        # The crosshair: plain Qt line items across the image (pyqtgraph's InfiniteLine recomputes
+        # its bounds from the view at every move, a third of a redraw's cost).
         pen = pg.mkPen((0, 220, 0, 180), width=1)
-        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
-        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        pen.setCosmetic(True)
+        self.vline = QtWidgets.QGraphicsLineItem()
+        self.hline = QtWidgets.QGraphicsLineItem()
         for line in (self.vline, self.hline):
+            line.setPen(pen)
             line.setZValue(20)
+            line.setVisible(False)
             self.viewbox.addItem(line, ignoreBounds=True)
 
         layout = QtWidgets.QVBoxLayout(self)
@@ -344,13 +349,16 @@ class SliceView(QtWidgets.QWidget):
         self._update_overlay()
         self._update_segmentation()
         row, col = voxel_to_screen(self.plane, self.state.cursor, vol.shape, radiological)
-        pos = ((col + 0.5) * dx, (row + 0.5) * dy, not vol.is_2d)
+        _, r_axis, c_axis = plane_axes(self.plane)
+        width, height = vol.shape[c_axis] * dx, vol.shape[r_axis] * dy
+        pos = ((col + 0.5) * dx, (row + 0.5) * dy, width, height, not vol.is_2d)
         if pos != self._keys.get("cross"):
             self._keys["cross"] = pos
-            self.vline.setPos(pos[0])
-            self.hline.setPos(pos[1])
-            self.vline.setVisible(pos[2])
-            self.hline.setVisible(pos[2])
+            x, y = pos[0], pos[1]
+            self.vline.setLine(x, 0.0, x, height)
+            self.hline.setLine(0.0, y, width, y)
+            self.vline.setVisible(pos[4])
+            self.hline.setVisible(pos[4])
 
     def _update_levels(self) -> None:
         if self.active and self.shown_volume() is not None:
