@@ -617,7 +617,28 @@ def _cmd_view(args) -> int:
     return run_app(path, checkpoint=args.checkpoint)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status. SIGTERM ends a command like Ctrl-C does
+    (atexit handlers run: decoding worker processes are shut down, temporary files removed)
+    instead of killing it outright; the previous handler is restored afterwards."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

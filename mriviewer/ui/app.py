@@ -55,4 +55,28 @@ def run_app(path: str | None = None, checkpoint: str | None = None) -> int:
     pg.setConfigOptions(imageAxisOrder="row-major")
     win = create_window(path, checkpoint)
     win.show()
+    _close_on_signals(app, win)
     return app.exec()
+
+
+def _close_on_signals(app, win) -> None:
+    """SIGTERM and Ctrl-C close the window as File ▸ Quit does (a run is stopped, settings are
+    saved, the decoding worker processes are shut down) instead of killing the process and
+    leaving its workers behind. Python runs signal handlers only when it has control, so a timer
+    hands it control a few times a second while Qt's event loop runs."""
+    import signal
+
+    from PySide6 import QtCore
+
+    def close(*_):
+        win.close()
+        app.quit()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            signal.signal(sig, close)
+        except ValueError:  # not the main thread (embedded use): leave the defaults
+            return
+    timer = QtCore.QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
