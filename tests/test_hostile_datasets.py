@@ -470,6 +470,17 @@ def test_hostile_input(row: Row, tmp_path, monkeypatch, capsys):
     assert "Traceback" not in capsys.readouterr().err
     if row.check is not None:
         row.check(ds, dataset_info(path), tmp_path)
+    if ds.task != "none":  # and `train` on what loaded: a run, or one line and status 2
+        rc = main(["train", "--data", str(path), "--out", str(tmp_path / "run"), "--epochs", "1",
+                   "--model", "cnn3d" if not any(c.is_2d for c in ds.cases) else "resnet18-2d",
+                   "--set", "image_size=16", "--set", "depth=4", "--set", "batch_size=2",
+                   "--set", "pretrained=none", "--set", "device=cpu", "--set", "slices_per_case=1"])
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        if rc == 2:
+            assert err.strip().splitlines()[-1].startswith("mriviewer: error: "), err
+        else:
+            assert rc == 0 and (tmp_path / "run" / "metrics.json").is_file(), err
 
 
 def test_assign_corrects_a_guessed_modality(tmp_path, monkeypatch, capsys):
