@@ -14,6 +14,7 @@ unless the user chose each series' native grid, on one common grid
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -77,6 +78,7 @@ class ViewerState:
         self.volumes: dict[str, Volume] = {}
         self.native: dict[str, tuple[np.ndarray, tuple[int, int, int]]] = {}
         self._grid_key, self._grid = None, {}
+        self._slices: dict[tuple, tuple] = {}
         self.cursor: tuple[int, int, int] = (0, 0, 0)
         self.windows: dict[str, tuple[float, float]] = {}
         self.radiological = True
@@ -178,6 +180,21 @@ class ViewerState:
             self._grid = {m: v for m, v in self.volumes.items()
                           if v.shape == self.volume.shape and np.allclose(v.affine, self.volume.affine, atol=1e-4)}
         return self._grid
+
+    def layer_slice(self, array: np.ndarray, plane: str, index: int) -> np.ndarray:
+        """:func:`mriviewer.display.plane_slice` of an overlay or label map, shared by every view
+        that shows it (the grid's four rows draw the same Grad-CAM slice). Keeps the last few."""
+        from .display import plane_slice
+
+        key = (id(array), plane, int(index), self.radiological)
+        hit = self._slices.get(key)
+        if hit is not None and hit[0]() is array:  # (a weak reference: never keeps a map alive)
+            return hit[1]
+        out = plane_slice(array, plane, index, self.radiological)
+        if len(self._slices) >= 24:
+            self._slices.clear()
+        self._slices[key] = (weakref.ref(array), out)
+        return out
 
     # ------------------------------------------------------------------ cursor
     def set_cursor(self, ijk) -> None:

@@ -377,7 +377,7 @@ class SliceView(QtWidgets.QWidget):
         key = (id(volume), self.slice_index(), self.state.radiological, self._pixel_mm)
         if key == self._keys.get(name):
             return
-        values = plane_slice(volume, self.plane, self.slice_index(), self.state.radiological)
+        values = self.state.layer_slice(volume, self.plane, self.slice_index())
         item.setImage(values, autoLevels=False, levels=levels)
         dy, dx = self._pixel_mm
         item.setRect(QtCore.QRectF(0, 0, values.shape[1] * dx, values.shape[0] * dy))
