@@ -12,7 +12,8 @@ one voxel along all three axes and repaints: every shown plane gets a new slice 
 * **grid** — the modality × plane grid with four modalities (twelve views).
 
 Each figure is the mean of ``--updates`` updates after a warm-up, the widgets repainted
-(``QWidget.repaint``) at every update, offscreen. Goals (issue 7): single ≤ 1.3× the baseline,
+(``QWidget.repaint``) at every update, offscreen; ``--repeat`` rounds measure the four variants in
+turn and the ratios are the medians of the rounds' ratios (a 2-core machine is noisy). Goals (issue 7): single ≤ 1.3× the baseline,
 grid ≤ 4× single.
 
 Prints one line per measurement and, last:
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -116,12 +118,9 @@ def mriviewer_layout(vols, cam, n: int, app, layout: str, views_only: bool = Fal
         st.set_cursor(centre + (t % 40) - 20)
 
     if views_only:  # the slice views alone, as the baseline draws only slices
-        def repaint():
-            for v in view.shown_views():
-                v.repaint()
-    else:  # the whole views area, location panel included
-        repaint = view.repaint
-    result = time_updates(step, repaint, n)
+        view.cursor_panel.setVisible(False)
+        app.processEvents()
+    result = time_updates(step, view.repaint, n)  # one repaint of the area, as the baseline's
     view.close()
     return result
 
@@ -129,22 +128,28 @@ def mriviewer_layout(vols, cam, n: int, app, layout: str, views_only: bool = Fal
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--updates", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=5, help="rounds, each measuring all four in turn")
     args = ap.parse_args()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     pg.setConfigOptions(imageAxisOrder="row-major")
     vols, cam = make_case()
-    base = bare_pyqtgraph(vols, cam, args.updates, app)
-    print(f"bare pyqtgraph, 3 planes + overlay: {base * 1e3:.2f} ms/update ({1 / base:.0f} updates/s)")
-    single = mriviewer_layout(vols, cam, args.updates, app, "single", views_only=True)
-    print(f"mriviewer single layout, 3 slice views + overlay + crosshair: {single * 1e3:.2f} ms/update "
-          f"({1 / single:.0f} updates/s)")
-    area = mriviewer_layout(vols, cam, args.updates, app, "single")
-    print(f"mriviewer single layout with the location panel: {area * 1e3:.2f} ms/update "
-          f"({1 / area:.0f} updates/s)")
-    grid = mriviewer_layout(vols, cam, args.updates, app, "grid", views_only=True)
-    print(f"mriviewer grid layout, 4 modalities x 3 planes + overlay: {grid * 1e3:.2f} ms/update "
-          f"({1 / grid:.0f} updates/s)")
-    print(f"view_vs_pyqtgraph={single / base:.2f} grid_vs_single={grid / single:.2f}")
+    rounds = []
+    for _ in range(args.repeat):  # interleaved, so a busy moment hits every variant alike
+        rounds.append({
+            "base": bare_pyqtgraph(vols, cam, args.updates, app),
+            "single": mriviewer_layout(vols, cam, args.updates, app, "single", views_only=True),
+            "area": mriviewer_layout(vols, cam, args.updates, app, "single"),
+            "grid": mriviewer_layout(vols, cam, args.updates, app, "grid", views_only=True),
+        })
+    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    view_ratio = statistics.median(r["single"] / r["base"] for r in rounds)
+    grid_ratio = statistics.median(r["grid"] / r["single"] for r in rounds)
+    for key, text in (("base", "bare pyqtgraph, 3 planes + overlay"),
+                      ("single", "mriviewer single layout, 3 slice views + overlay + crosshair"),
+                      ("area", "mriviewer single layout with the location panel"),
+                      ("grid", "mriviewer grid layout, 4 modalities x 3 planes + overlay")):
+        print(f"{text}: {med[key] * 1e3:.2f} ms/update ({1 / med[key]:.0f} updates/s), median of {args.repeat}")
+    print(f"view_vs_pyqtgraph={view_ratio:.2f} grid_vs_single={grid_ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -58,8 +58,8 @@ def plane_slice(data: np.ndarray, plane: str, index: int, radiological: bool = T
         ``(rows, cols[, C])`` array, row 0 at the top of the screen, C-contiguous.
     """
     s, r, c = _AXES[plane]
-    index = int(np.clip(index, 0, data.shape[s] - 1))
-    img = np.take(data, index, axis=s)
+    index = min(max(int(index), 0), data.shape[s] - 1)
+    img = data[(slice(None),) * s + (index,)]  # a view: the one copy is the contiguous one below
     # remaining axes keep their order: move row axis first
     remaining = [a for a in (0, 1, 2) if a != s]
     if remaining.index(r) != 0:

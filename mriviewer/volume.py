@@ -71,7 +71,7 @@ class Volume:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Voxel grid shape ``(I, J, K)``."""
-        return tuple(int(s) for s in self.data.shape)  # type: ignore[return-value]
+        return self.data.shape  # type: ignore[return-value]  # numpy shapes are tuples of ints
 
     @property
     def spacing(self) -> tuple[float, float, float]:

@@ -101,6 +101,8 @@ class _ScreenText(QtWidgets.QGraphicsSimpleTextItem):
         super().__init__(text)
         self._anchor = (0.0, 0.0, "topleft")
         self.setAcceptedMouseButtons(QtCore.Qt.MouseButton.NoButton)
+        # Rendered once into a pixmap, not laid out again at every repaint of the slice.
+        self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def place(self, x: float, y: float, anchor: str) -> None:
         self._anchor = (x, y, anchor)
