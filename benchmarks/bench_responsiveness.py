@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -69,28 +68,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--model", default="resnet18-2d")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="mriviewer-bench-resp-"))
-    os.environ.setdefault("MRIVIEWER_RUNS_DIR", str(tmp / "runs"))
-    os.environ.setdefault("MRIVIEWER_CACHE_DIR", str(tmp / "cache" / "volumes"))
-    os.environ.setdefault("MRIVIEWER_SETTINGS", str(tmp / "settings.ini"))
+    from soak_view import isolated_env, open_window  # same folder: one way to open the window
 
-    import pyqtgraph as pg
-    from PySide6 import QtWidgets
-
-    from mriviewer.demo import make_demo_dataset
-    from mriviewer.ui.main_window import MainWindow
-
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    pg.setConfigOptions(imageAxisOrder="row-major")
-    demo = make_demo_dataset(tmp / "demo", n_cases=24, seed=1, matrix=64, n_slices=24)
-    win = MainWindow()
-    win.resize(1500, 950)
-    win.show()
-    win.open_path(demo)
     t0 = time.time()
-    while win.state.volume is None and time.time() - t0 < 120:
-        app.processEvents()
-        time.sleep(0.01)
+    win, app = open_window(isolated_env("mriviewer-bench-resp-"), n_cases=24, matrix=64, n_slices=24)
     idle = measure(app, min(args.seconds, 10.0))
     print(summary("idle", idle))
 

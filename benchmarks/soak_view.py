@@ -107,8 +107,18 @@ def soak(win, app, ops: int, seed: int = 0, timeout_s: float = 60.0) -> dict:
             "case_switches": switches}
 
 
-def open_window(tmp: Path, n_cases: int = 12):
-    """A shown MainWindow on a generated demo dataset, its first case loaded."""
+def isolated_env(prefix: str) -> Path:
+    """A temporary folder for runs, caches and settings (never the user's); returns it."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ.setdefault("MRIVIEWER_RUNS_DIR", str(tmp / "runs"))
+    os.environ.setdefault("MRIVIEWER_CACHE_DIR", str(tmp / "cache" / "volumes"))
+    os.environ.setdefault("MRIVIEWER_SETTINGS", str(tmp / "settings.ini"))
+    return tmp
+
+
+def open_window(tmp: Path, n_cases: int = 12, matrix: int = 64, n_slices: int = 32):
+    """A shown MainWindow on a generated demo dataset, its first case loaded (also used by
+    ``bench_responsiveness.py``)."""
     import pyqtgraph as pg
     from PySide6 import QtWidgets
 
@@ -117,7 +127,7 @@ def open_window(tmp: Path, n_cases: int = 12):
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     pg.setConfigOptions(imageAxisOrder="row-major")
-    demo = make_demo_dataset(tmp / "demo", n_cases=n_cases, seed=1, matrix=64, n_slices=32)
+    demo = make_demo_dataset(tmp / "demo", n_cases=n_cases, seed=1, matrix=matrix, n_slices=n_slices)
     win = MainWindow()
     win.resize(1400, 900)
     win.show()
@@ -134,11 +144,7 @@ def main() -> None:
     ap.add_argument("--ops", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="mriviewer-soak-"))
-    os.environ.setdefault("MRIVIEWER_RUNS_DIR", str(tmp / "runs"))
-    os.environ.setdefault("MRIVIEWER_CACHE_DIR", str(tmp / "cache" / "volumes"))
-    os.environ.setdefault("MRIVIEWER_SETTINGS", str(tmp / "settings.ini"))
-    win, app = open_window(tmp)
+    win, app = open_window(isolated_env("mriviewer-soak-"))
     print(f"window open, RSS {rss_mb():.0f} MiB")
     r = soak(win, app, args.ops, args.seed)
     print(f"{r['ops']} operations ({r['case_switches']} case switches) in {r['seconds']:.1f} s; "

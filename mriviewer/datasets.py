@@ -476,55 +476,34 @@ def _merge(root: Path, parts: list[Dataset], subs: list[tuple[Path, Dataset]],
         parts[0].warnings.extend(warnings)
         return parts[0]
     primary = next((p for p in parts if p.class_names and any(c.label is not None for c in p.cases)), None)
-    labelled = [(d, s) for d, s in subs if s.task != "none"]
-    if primary is None and not parts and labelled and all(
-            s.class_names == labelled[0][1].class_names and s.layout == labelled[0][1].layout
-            for _, s in labelled):
+    labelled = [s for _, s in subs if s.task != "none"]
+    alike = primary is None and not parts and labelled and all(
+        s.class_names == labelled[0].class_names and s.layout == labelled[0].layout for s in labelled)
+    if alike:
         # Sub-folders labelled alike (kaggle-4class/Testing, or Training + Testing): one task,
         # case ids prefixed by their folder; sub-folders without labels are listed unlabelled.
-        first = labelled[0][1]
+        first = labelled[0]
         out = Dataset(root, first.layout, class_names=list(first.class_names), label_source=first.label_source,
                       patient_ids=first.patient_ids, settings=dict(first.settings))
-        out.warnings.extend(warnings)
-        ids: set[str] = set()
-        for d, sub in subs:
-            rel = sub.root.relative_to(root).as_posix() if root in sub.root.parents else d.name
-            keep = any(sub is s for _, s in labelled)
-            for c in sub.cases:
-                if not keep:
-                    c.label, c.label_name = None, None
-                c.case_id = rel if c.case_id == rel.rsplit("/", 1)[-1] else f"{rel}/{c.case_id}"
-                base, k = c.case_id, 1
-                while c.case_id in ids:
-                    k += 1
-                    c.case_id = f"{base}-{k}"
-                ids.add(c.case_id)
-                out.cases.append(c)
-            out.warnings.extend(sub.warnings)
-            out.patient_ids = out.patient_ids and sub.patient_ids
-            if not keep:
-                out.warnings.append(f"{d}: {len(sub.cases)} case(s) without labels ({sub.layout}), listed "
-                                    f"unlabelled")
-        return out
-    if primary is None:
+        groups = list(subs)
+    elif primary is None:
         out = Dataset(root, "collection")
-        out.warnings.extend(warnings)
         groups = [(None, p) for p in parts] + list(subs)
     else:
         out = primary
-        out.warnings.extend(warnings)
         groups = [(None, p) for p in parts if p is not primary] + list(subs)
+    out.warnings.extend(warnings)
     ids = {c.case_id for c in out.cases}
     for d, sub in groups:
+        keeps_labels = any(sub is s for s in labelled) if alike else primary is None
         rel = ""
         if d is not None:
             rel = sub.root.relative_to(root).as_posix() if root in sub.root.parents else d.name
         for c in sub.cases:
-            if primary is None:
-                if c.label is not None and c.label_name is None and c.label < len(sub.class_names):
-                    c.label_name = sub.class_names[c.label]
-            else:
+            if not keeps_labels:
                 c.label, c.label_name = None, None
+            elif c.label is not None and c.label_name is None and c.label < len(sub.class_names):
+                c.label_name = sub.class_names[c.label]
             if rel:
                 c.case_id = rel if c.case_id == rel.rsplit("/", 1)[-1] else f"{rel}/{c.case_id}"
             base, k = c.case_id, 1
@@ -535,7 +514,9 @@ def _merge(root: Path, parts: list[Dataset], subs: list[tuple[Path, Dataset]],
             out.cases.append(c)
         out.warnings.extend(sub.warnings)
         out.patient_ids = out.patient_ids and sub.patient_ids
-        if primary is not None:
+        if alike and not keeps_labels:
+            out.warnings.append(f"{d}: {len(sub.cases)} case(s) without labels ({sub.layout}), listed unlabelled")
+        elif primary is not None:
             where = d if d is not None else root
             out.warnings.append(
                 f"{where}: {len(sub.cases)} case(s) of another layout ({sub.layout}) listed without "

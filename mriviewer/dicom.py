@@ -792,6 +792,39 @@ def _series_spacing(entries: list[_Slice], report: _Report) -> tuple[float, floa
     return 1.0, 1.0
 
 
+def _decode_each(entries: list[_Slice], folder: Path, report: _Report, n_files: int, expected,
+                 note: str = "", before=None) -> list[_Slice]:
+    """Position and pixels of each slice; one that cannot be placed or decoded, or whose pixel
+    array is not ``expected(e)`` ``(rows, cols)``, is dropped with a warning naming its file (a
+    one-file series raises instead). ``before(e)`` runs first and may raise LoadError.
+
+    Raises:
+        LoadError: nothing is left, or the only file is unusable.
+    """
+    kept = []
+    for e in entries:
+        try:
+            e.ipp = _check_ipp(e.facts["ipp"], e.path)
+            if before is not None:
+                before(e)
+            excess = _excess_pixel_bytes(e.ds)
+            if excess:
+                raise LoadError(e.path, excess)
+            e.px = _raw_pixels(e.ds, e.path)
+            want = expected(e)
+            if e.px.shape != want:
+                raise LoadError(e.path, f"pixel array shape {e.px.shape} is not {want[0]}x{want[1]}{note}")
+        except LoadError as exc:
+            if n_files == 1:
+                raise
+            _drop(report, e, exc)
+            continue
+        kept.append(e)
+    if not kept:
+        raise _nothing_left(folder, report, n_files)
+    return kept
+
+
 def _read_slices(entries: list[_Slice], folder: Path, modality: str, regularize: bool,
                  index4d: int, report: _Report) -> Volume:
     n_files = len(entries)
@@ -801,25 +834,8 @@ def _read_slices(entries: list[_Slice], folder: Path, modality: str, regularize:
     entries = _split_orientations(entries, lambda e: e.iop, folder, report)
     # Pixels and positions; a slice that cannot be decoded or placed is dropped. Decoding
     # first lets the matrix-size majority count only slices whose header fits their data.
-    decoded = []
-    for e in entries:
-        try:
-            e.ipp = _check_ipp(e.facts["ipp"], e.path)
-            excess = _excess_pixel_bytes(e.ds)
-            if excess:
-                raise LoadError(e.path, excess)
-            e.px = _raw_pixels(e.ds, e.path)
-            if e.px.shape != (e.facts["rows"], e.facts["cols"]):
-                raise LoadError(e.path, f"pixel array shape {e.px.shape} is not "
-                                        f"{e.facts['rows']}x{e.facts['cols']} (colour or multi-frame?)")
-        except LoadError as exc:
-            if n_files == 1:
-                raise
-            _drop(report, e, exc)
-            continue
-        decoded.append(e)
-    if not decoded:
-        raise _nothing_left(folder, report, n_files)
+    decoded = _decode_each(entries, folder, report, n_files,
+                           lambda e: (e.facts["rows"], e.facts["cols"]), " (colour or multi-frame?)")
     (rows, cols), placed, others = _majority(decoded, lambda e: (e.facts["rows"], e.facts["cols"]))
     for e in others:
         _drop(report, e, f"slice size {e.facts['rows']}x{e.facts['cols']} differs from the "
@@ -1104,25 +1120,10 @@ def _read_mosaic_series(entries: list[_Slice], folder: Path, modality: str, inde
                          f"series' {rows}x{cols}")
         entries.remove(e)
     spacing = _series_spacing(entries, report)
-    usable = []
-    for e in entries:
-        try:
-            e.ipp = _check_ipp(e.facts["ipp"], e.path)
-            e.extra["wrapper"] = _mosaic_wrapper(e)
-            excess = _excess_pixel_bytes(e.ds)
-            if excess:
-                raise LoadError(e.path, excess)
-            e.px = _raw_pixels(e.ds, e.path)
-            if e.px.shape != (rows, cols):
-                raise LoadError(e.path, f"pixel array shape {e.px.shape} is not {rows}x{cols}")
-        except LoadError as exc:
-            if n_files == 1:
-                raise
-            _drop(report, e, exc)
-            continue
-        usable.append(e)
-    if not usable:
-        raise _nothing_left(folder, report, n_files)
+    def read_csa(e: _Slice) -> None:
+        e.extra["wrapper"] = _mosaic_wrapper(e)
+
+    usable = _decode_each(entries, folder, report, n_files, lambda e: (rows, cols), before=read_csa)
     usable.sort(key=lambda e: (_number(_optional(e.ds, "AcquisitionNumber")), e.order))
     volumes: list[_Slice] = []
     for e in usable:
