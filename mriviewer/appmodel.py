@@ -130,21 +130,18 @@ class AppModel:
         Returns False and emits :attr:`error` when it cannot be opened."""
         from .datasets import discover
 
-        try:
-            ds = discover(path)
-        except (MriViewerError, OSError) as exc:
-            self.report_error("", exc)
-            return False
-        self.open_dataset(ds)
-        return True
+        return self._open(discover, path)
 
     def open_labelled_folders(self, sources: list[tuple[str, str | Path]]) -> bool:
         """Several folders as one dataset, each folder's cases labelled with its class
         (:func:`~mriviewer.datasets.assemble`). Returns False and emits :attr:`error` on failure."""
         from .datasets import assemble
 
+        return self._open(assemble, sources)
+
+    def _open(self, build: Callable, what) -> bool:
         try:
-            ds = assemble(sources)
+            ds = build(what)
         except (MriViewerError, OSError) as exc:
             self.report_error("", exc)
             return False

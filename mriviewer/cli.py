@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 from . import RESEARCH_ONLY, __version__
-from .demo import default_demo_dir, ensure_demo  # noqa: F401  (re-exported for scripts)
 from .errors import MriViewerError
 
 __all__ = ["main", "build_parser", "dataset_info"]
@@ -430,9 +429,9 @@ def _cmd_evaluate(args) -> int:
         skipped = [c for c in labelled if ds.class_names[c.label] in unknown]
         labelled = [c for c in labelled if ds.class_names[c.label] not in unknown]
         warnings.append(f"classes not known to the model, {len(skipped)} case(s) left out: {', '.join(unknown)}")
-    seen = [c for c in labelled if predictor.role_of(c) in ("train", "validation")]
+    seen = {c.case_id for c in labelled if predictor.role_of(c) in ("train", "validation")}
     if seen and not args.include_seen:
-        labelled = [c for c in labelled if c not in seen]
+        labelled = [c for c in labelled if c.case_id not in seen]
         warnings.append(f"{len(seen)} case(s) the model was trained or selected on were left out")
     elif seen:
         warnings.append(f"{len(seen)} case(s) the model was trained or selected on are included: the figures flatter it")
@@ -613,6 +612,8 @@ def _cmd_view(args) -> int:
 
     path = args.path
     if args.demo:
+        from .demo import ensure_demo
+
         path = str(ensure_demo())
     return run_app(path, checkpoint=args.checkpoint)
 
