@@ -212,8 +212,9 @@ _UNCOMPRESSED_LE = _UNCOMPRESSED[:2]
 
 def _fast_pixels(ds: pydicom.Dataset) -> np.ndarray | None:
     """Single-frame, single-sample, uncompressed little-endian pixels straight from the byte
-    buffer — the common MR case — or ``None`` to use pydicom's pixel handlers. Signed data with
-    unused high bits (which need sign extension) go to pydicom."""
+    buffer — the common MR case — or ``None`` to use pydicom's pixel handlers. Unsigned data
+    keep only their BitsStored low bits; signed data with unused high bits (which need sign
+    extension) go to pydicom."""
     try:
         if str(ds.file_meta.TransferSyntaxUID) not in _UNCOMPRESSED_LE:
             return None
@@ -228,16 +229,29 @@ def _fast_pixels(ds: pydicom.Dataset) -> np.ndarray | None:
         dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
         if len(buf) < rows * cols * dtype.itemsize:
             return None  # truncated: let pydicom say so
-        return np.frombuffer(buf, dtype=dtype, count=rows * cols).reshape(rows, cols)
+        px = np.frombuffer(buf, dtype=dtype, count=rows * cols).reshape(rows, cols)
+        if stored < bits:  # bits above BitsStored are not pixel data (PS3.5 8.1.1; pydicom masks)
+            mask = (1 << stored) - 1
+            if px.max() > mask:
+                px = px & np.array(mask, dtype=dtype)
+        return px
     except _HEADER_ERRORS:
         return None
 
 
 def _raw_pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
     """Stored pixel values (no rescale): :func:`_fast_pixels`, else pydicom's pixel handlers
-    (compressed syntaxes through the pydicom plugins: gdcm, pylibjpeg, pyjpegls, Pillow)."""
+    (compressed syntaxes through the pydicom plugins: gdcm, pylibjpeg, pyjpegls, Pillow).
+
+    Raises:
+        LoadError: no pixel data, more uncompressed bytes than the header describes
+            (:func:`_excess_pixel_bytes`; the data would load as garbage), or undecodable.
+    """
     if "PixelData" not in ds:
         raise LoadError(path, "DICOM file has no pixel data")
+    excess = _excess_pixel_bytes(ds)
+    if excess:
+        raise LoadError(path, excess)
     fast = _fast_pixels(ds)
     if fast is not None:
         return fast
@@ -807,9 +821,6 @@ def _decode_each(entries: list[_Slice], folder: Path, report: _Report, n_files: 
             e.ipp = _check_ipp(e.facts["ipp"], e.path)
             if before is not None:
                 before(e)
-            excess = _excess_pixel_bytes(e.ds)
-            if excess:
-                raise LoadError(e.path, excess)
             e.px = _raw_pixels(e.ds, e.path)
             want = expected(e)
             if e.px.shape != want:
@@ -944,6 +955,8 @@ def _single_slice_thickness(s: _Slice, report: _Report) -> float:
             return thick
         report.note(s.path, f"{key} {value} is not a slice thickness; assumed 1 mm")
         return 1.0
+    report.note(s.path, "one slice without SpacingBetweenSlices or SliceThickness; its thickness is "
+                        "assumed 1 mm")
     return 1.0
 
 
@@ -1297,10 +1310,14 @@ def _read_multiframe(path: Path, ds: pydicom.Dataset, modality: str,
         step = (unique[-1].ipp - ipp0) / (len(unique) - 1)
     else:
         try:
-            thick = float(group_attr(per_frame[0], "PixelMeasuresSequence", "SliceThickness") or 1.0)
+            value = group_attr(per_frame[0], "PixelMeasuresSequence", "SliceThickness")
+            thick = float(value) if value not in (None, "") else None
         except _HEADER_ERRORS:
             thick = float("nan")
-        if not np.isfinite(thick) or thick <= 0:
+        if thick is None:
+            report.note(path, "one frame without SliceThickness; its thickness is assumed 1 mm")
+            thick = 1.0
+        elif not np.isfinite(thick) or thick <= 0:
             report.note(path, f"SliceThickness {thick} is not a slice thickness; assumed 1 mm")
             thick = 1.0
         step = normal * thick

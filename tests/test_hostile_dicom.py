@@ -699,3 +699,33 @@ def test_fuzz_header_values_of_a_real_series(edits):
         assert abs(np.linalg.det(vol.affine[:3, :3])) > 1e-9
         assert not np.isnan(np.asarray(vol.data, dtype=np.float64)).any()
         assert all(Path(d) in Path(s).parents for s in vol.sources)
+
+
+# ---------------------------------------------------------------------------- found in review
+def test_unsigned_pixels_keep_only_their_bits_stored(tmp_path):
+    """12 bits stored in 16: a set high bit (an old overlay plane) is not pixel data."""
+    files = write_series(tmp_path / "s", n=2)
+    high = _pixels(0) | np.uint16(0xF000)
+    edit(files[0], BitsStored=12, HighBit=11, PixelData=high.astype("<u2").tobytes())
+    edit(files[1], BitsStored=12, HighBit=11)
+    vol = read_dicom_series(tmp_path / "s")
+    np.testing.assert_array_equal(vol.data[:, :, 0], (high & 0x0FFF).T.astype(vol.data.dtype))
+    assert np.array_equal(pydicom.dcmread(files[0]).pixel_array, high & 0x0FFF)  # as pydicom
+
+
+def test_multiframe_with_more_pixel_bytes_than_its_header_is_refused(tmp_path):
+    path = tmp_path / "enhanced.dcm"
+    write_enhanced(path)
+    ds = pydicom.dcmread(path)
+    ds.PixelData = ds.PixelData + b"\0" * 20
+    _save(ds, path)
+    with pytest.raises(LoadError, match="enhanced.dcm"):
+        read_dicom_series(path)
+
+
+def test_one_slice_without_any_thickness_is_noted(tmp_path):
+    (f,) = write_series(tmp_path / "s", n=1)
+    edit(f, SliceThickness=None)
+    vol = read_dicom_series(tmp_path / "s")
+    assert vol.spacing[2] == pytest.approx(1.0)
+    assert any(str(f) in w and "assumed 1 mm" in w for w in vol.meta["warnings"])
