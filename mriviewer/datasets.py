@@ -46,6 +46,7 @@ import logging
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1194,7 +1195,8 @@ def assemble(sources: list[tuple[str, str | Path]]) -> Dataset:
 
     Raises:
         DatasetError: no sources; a label is missing or empty; a source cannot be discovered or
-            holds no case (the message names the label and the path).
+            holds no case (the message names the label and the path); one case's files are given
+            under two labels. Given twice under one label, a case counts once (a warning says so).
     """
     if not sources:
         raise DatasetError("no data folders given; expected one or more LABEL=PATH")
@@ -1202,6 +1204,7 @@ def assemble(sources: list[tuple[str, str | Path]]) -> Dataset:
     ds = Dataset(_common_parent(paths), "assembled", label_source=None)
     prefixes: set[str] = set()
     ids: set[str] = set()
+    seen: dict[str, tuple[str, str]] = {}  # case identity -> (label, case id) of its first source
     for (label, given), path in zip(sources, paths, strict=True):
         if label is None or not str(label).strip():
             raise DatasetError(f"{given}: no label; give it as LABEL={given}")
@@ -1225,7 +1228,18 @@ def assemble(sources: list[tuple[str, str | Path]]) -> Dataset:
         prefixes.add(prefix)
         if sub.label_source is not None or sub.class_names:
             ds.warnings.append(f"{label}: {given}: its own labels are replaced by {label!r}")
+        repeated = 0
         for c in sub.cases:
+            if c.modalities:  # the same files reached through two sources (nested or repeated paths)
+                key = case_identity(c)
+                if key in seen:
+                    first_label, first_id = seen[key]
+                    if first_label != label:
+                        raise DatasetError(f"data {label}={given}: case {c.case_id} is also {first_id} "
+                                           f"({first_label}); one case cannot have two classes")
+                    repeated += 1
+                    continue
+                seen[key] = (label, f"{prefix}/{c.case_id}")
             case_id = f"{prefix}/{c.case_id}"
             k = 1
             while case_id in ids:  # two cases of one source with one id
@@ -1237,6 +1251,9 @@ def assemble(sources: list[tuple[str, str | Path]]) -> Dataset:
             c.label_name = None
             c.source = str(given)
             ds.cases.append(c)
+        if repeated:
+            ds.warnings.append(f"{label}: {given}: {repeated} case(s) already given by another {label} "
+                               "source; counted once")
         ds.warnings.extend(f"{label}: {w}" for w in sub.warnings)
         ds.patient_ids = ds.patient_ids and sub.patient_ids
     if len(ds.class_names) < 2:
@@ -1529,3 +1546,21 @@ def _apply_generic_labels(ds: Dataset, csv_path: Path) -> None:
         k = _id_key(c.case_id)
         if k in valid and valid[k] in to_index:
             c.label = to_index[valid[k]]
+    # Nothing doubtful silently: a guessed column, cases without a row, rows without a case,
+    # classes that no case has (a typo "7" in a 0/1 column makes eight classes).
+    if not named:
+        ds.warnings.append(f"{csv_path}: no column named like a label ({', '.join(sorted(_LABEL_COLUMNS))}); "
+                           f"using {label_col!r} as the class column — check that it is the label")
+    unlabelled = [c.case_id for c in ds.cases if c.label is None]
+    if unlabelled:
+        ds.warnings.append(f"{csv_path}: {len(unlabelled)} case(s) have no usable label row "
+                           f"(e.g. {', '.join(unlabelled[:3])})")
+    unmatched = sorted(set(valid) - {_id_key(c.case_id) for c in ds.cases})
+    if unmatched:
+        ds.warnings.append(f"{csv_path}: {len(unmatched)} labelled row(s) match no case "
+                           f"(e.g. {', '.join(unmatched[:3])})")
+    counts = Counter(c.label for c in ds.cases if c.label is not None)
+    empty = [n for i, n in enumerate(ds.class_names) if counts[i] == 0]
+    if empty:
+        ds.warnings.append(f"{csv_path}: class(es) {', '.join(empty)} have no case "
+                           f"({len(ds.class_names)} classes from the largest number in {label_col!r})")

@@ -220,3 +220,13 @@ def test_real_brats_plus_ixi_is_confounded():
     spacing = [w for w in warnings if "voxel spacing" in w]
     assert source and spacing
     assert "healthy: 2.0×2.0×2.0 mm" in spacing[0]
+
+
+def test_one_case_under_two_labels_is_refused_and_a_repeat_counts_once(tmp_path):
+    from mriviewer.demo import make_lesion_phantoms
+
+    a = make_lesion_phantoms(tmp_path / "a", n_cases=3, seed=1)
+    with pytest.raises(DatasetError, match="two classes"):
+        assemble([("HGG", a), ("LGG", a)])
+    ds = assemble([("HGG", a), ("HGG", a), ("LGG", make_lesion_phantoms(tmp_path / "b", n_cases=3, seed=2))])
+    assert len(ds.cases) == 6 and any("counted once" in w for w in ds.warnings)

@@ -505,3 +505,14 @@ def test_parent_of_a_labelled_image_folder_keeps_its_labels(tmp_path):
     assert ds.task == "binary" and ds.class_names == ["glioma", "notumor"]
     assert sorted(c.case_id for c in ds.cases)[0] == "Testing/glioma/0.png"
     assert {ds.label_name(c) for c in ds.cases} == {"glioma", "notumor"}
+
+
+@pytest.mark.parametrize("csv_bytes,expected", [
+    (b"id,site\n1,A\n2,B\n3,A\n4,B\n", "using 'site' as the class column"),  # a guessed column
+    (b"id,label\n1,0\n2,1\n3,0\n", "1 case(s) have no usable label row"),  # case 4 has no row
+    (b"id,label\n1,0\n2,1\n3,0\n4,1\n9,1\n", "1 labelled row(s) match no case"),
+    (b"id,label\n1,0\n2,1\n3,0\n4,7\n", "have no case"),  # a typo makes classes 2..6 empty
+])
+def test_doubtful_label_files_are_said_out_loud(tmp_path, csv_bytes, expected):
+    ds = discover(_labelled(tmp_path / "ds", csv_bytes))
+    assert any(expected in w and "labels.csv" in w for w in ds.warnings), ds.warnings

@@ -361,3 +361,27 @@ def test_num_threads_applies_to_the_run_only(phantom_dir, tmp_path):
     cfg = TrainConfig(model="cnn3d", modalities=["FLAIR"], epochs=1, loss="bce", num_threads=1, **TINY_3D)
     run_training(cfg, discover(phantom_dir), tmp_path / "run", loader=VolumeCache().get)
     assert torch.get_num_threads() == before
+
+
+def test_dataloader_workers_draw_different_monai_augmentations(phantom_dir):
+    """MONAI's random transforms keep a NumPy state that workers would copy and repeat."""
+    from torch.utils.data import DataLoader
+
+    from mriviewer.ml.data import make_augment, reseed_worker
+
+    cfg = TrainConfig(model="cnn3d", modalities=["FLAIR"], **{**TINY_3D, "augment": {"rotate_deg": 30}})
+    augment = make_augment(cfg)
+
+    class Same(torch.utils.data.Dataset):  # the same input at every index: any difference is the augmentation
+        def __init__(self):
+            self.augment = augment
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return self.augment(torch.arange(1 * 8 * 16 * 16, dtype=torch.float32).reshape(1, 8, 16, 16))
+
+    out = list(DataLoader(Same(), batch_size=1, num_workers=2, worker_init_fn=reseed_worker))
+    # Worker 0 gets items 0 and 2, worker 1 items 1 and 3: their first draws must differ.
+    assert not torch.equal(out[0], out[1])

@@ -535,6 +535,21 @@ class _Compose:
         return torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x.as_tensor() if hasattr(x, "as_tensor") else x
 
 
+def reseed_worker(worker_id: int) -> None:
+    """``DataLoader`` ``worker_init_fn``: MONAI's random transforms keep their own NumPy state,
+    which every worker would otherwise copy from the parent and repeat (the same "random"
+    augmentation in every worker); each worker's transforms are re-seeded from the worker's own
+    seed (what ``monai.data.utils.worker_init_fn`` does for MONAI datasets). torchvision's v2
+    transforms draw from torch's generator, which PyTorch already seeds per worker."""
+    import torch
+
+    info = torch.utils.data.get_worker_info()
+    augment = getattr(getattr(info, "dataset", None), "augment", None)
+    for t in getattr(augment, "steps", ()):
+        if hasattr(t, "set_random_state"):
+            t.set_random_state(seed=info.seed % (2**32))
+
+
 def worker_count(config: TrainConfig) -> int:
     """DataLoader workers: the config's, capped by the CPUs available."""
     return min(config.num_workers, os.cpu_count() or 1)

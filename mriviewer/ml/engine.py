@@ -48,6 +48,7 @@ from .data import (
     SampleStore,
     make_augment,
     normalise_channels,
+    reseed_worker,
     worker_count,
 )
 from .metrics import accuracy, auc, classification_metrics, format_metrics, summarise_folds
@@ -570,6 +571,7 @@ class Trainer:
             # A last batch of one sample breaks BatchNorm in training mode: drop that straggler.
             loader = DataLoader(train_ds, batch_size=bs, sampler=sampler, num_workers=nw,
                                 persistent_workers=nw > 0, pin_memory=device.type == "cuda",
+                                worker_init_fn=reseed_worker if nw > 0 else None,
                                 drop_last=per_rank > bs and per_rank % bs == 1)
             if len(phases) > 1:
                 yield self._say(f"Phase {pi + 1} of {len(phases)}: {phase['name']}, {phase['epochs']} epochs, "
