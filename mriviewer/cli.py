@@ -314,8 +314,11 @@ def _cmd_train(args) -> int:
                              f"(present: {', '.join(ds.modalities)}); choose with --modalities")
     out = Path(args.out)
     main_rank = int(os.environ.get("RANK", "0") or 0) == 0
-    if main_rank and (out / "best.pt").exists() and not args.overwrite:
-        raise MriViewerError(f"{out}: holds an earlier run (best.pt); choose another --out or add --overwrite")
+    earlier = [f for f in ("best.pt", "metrics.json") if (out / f).exists()] if out.is_dir() else []
+    if not earlier and out.is_dir():  # a per-modality run keeps its models in <out>/<modality>/
+        earlier = [str(p.relative_to(out)) for p in sorted(out.glob("*/best.pt"))][:1]
+    if main_rank and earlier and not args.overwrite:
+        raise MriViewerError(f"{out}: holds an earlier run ({earlier[0]}); choose another --out or add --overwrite")
 
     def err(*a):
         if main_rank:

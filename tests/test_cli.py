@@ -200,3 +200,12 @@ def test_demo_twice_is_one_line_and_numeric_case_ids_match(tmp_path, demo_dir):
 
     ds = discover(demo_dir)
     assert ds.case("0") is ds.case("00000")
+
+
+def test_out_of_a_per_modality_run_is_not_overwritten(demo_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    (out / "FLAIR").mkdir(parents=True)
+    (out / "FLAIR" / "best.pt").write_bytes(b"an earlier per-modality model")
+    assert main(["train", "--data", str(demo_dir), "--model", "cnn3d", "--out", str(out), "--epochs", "1"]) == 2
+    assert "FLAIR/best.pt" in capsys.readouterr().err
+    assert (out / "FLAIR" / "best.pt").read_bytes() == b"an earlier per-modality model"

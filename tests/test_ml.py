@@ -191,6 +191,14 @@ def test_cross_validation_pools_out_of_fold_predictions(phantom_dir, tmp_path):
     for k in (1, 2, 3):
         assert (tmp_path / "cv" / f"fold-{k}" / "best.pt").is_file()
     assert (tmp_path / "cv" / "best.pt").is_file()
+    # The checkpoint manager offers the run's chosen model only, with its own fold's test AUC
+    # and the pooled figure apart (the pooled one includes cases this model trained on).
+    from mriviewer.ml.checkpoint import find_checkpoints
+
+    (listed,) = find_checkpoints(tmp_path)
+    chosen = next(f for f in m["folds"] if f["name"] == m["chosen_fold"])
+    assert listed["path"] == tmp_path / "cv" / "best.pt" and listed["n_test"] == chosen["test"]["n_cases"] < 40
+    assert listed["cv_auc"] == pytest.approx(m["test"]["auc"])
 
 
 def test_random_labels_give_a_chance_warning(phantom_dir, tmp_path):
@@ -385,3 +393,16 @@ def test_dataloader_workers_draw_different_monai_augmentations(phantom_dir):
     out = list(DataLoader(Same(), batch_size=1, num_workers=2, worker_init_fn=reseed_worker))
     # Worker 0 gets items 0 and 2, worker 1 items 1 and 3: their first draws must differ.
     assert not torch.equal(out[0], out[1])
+
+
+def test_starting_from_a_checkpoint_warns_when_its_training_cases_are_now_test(phantom_dir, tmp_path):
+    ds = discover(phantom_dir)
+    base = dict(model="cnn3d", modalities=["FLAIR"], epochs=1, loss="bce", split=[0.6, 0.2, 0.2], **TINY_3D)
+    first = run_training(TrainConfig(**base, seed=0), ds, tmp_path / "a", loader=VolumeCache().get)
+    again = run_training(TrainConfig(**{**base, "pretrained": str(first.checkpoint)}, seed=0), ds, tmp_path / "b",
+                         loader=VolumeCache().get)
+    assert not any("starts from" in w for w in again.metrics["warnings"])  # same seed and split: no leak
+    resplit = run_training(TrainConfig(**{**base, "pretrained": str(first.checkpoint)}, seed=1), ds,
+                           tmp_path / "c", loader=VolumeCache().get)
+    assert any("training or validation cases of the checkpoint this run starts from" in w
+               for w in resplit.metrics["warnings"])

@@ -204,8 +204,9 @@ def describe_checkpoint(path: str | Path) -> dict:
     Returns:
         ``path``, ``model``, ``preset``, ``preset_version``, ``modalities``, ``is_2d``,
         ``class_names``, ``dataset_root``, ``created``, ``software_version``, ``fold``,
-        ``test_auc``, ``test_auc_ci``, ``n_test``; or ``path`` and ``error`` (why it cannot be
-        read) — never an exception for a bad file.
+        ``test_auc``, ``test_auc_ci``, ``n_test`` (this model's own test cases) and ``cv_auc`` (a
+        cross-validated run's pooled out-of-fold AUC, an estimate for the procedure, not for this
+        file); or ``path`` and ``error`` (why it cannot be read) — never an exception.
     """
     from .config import is_3d_model
 
@@ -215,25 +216,29 @@ def describe_checkpoint(path: str | Path) -> dict:
         return {"path": Path(path), "error": str(exc)}
     cfg = ckpt["config"]
     metrics = ckpt.get("metrics") or {}
-    test = (metrics.get("cv") or {}).get("test") or metrics.get("test") or {}
+    test = metrics.get("test") or {}  # this model's own held-out cases
+    cv_test = (metrics.get("cv") or {}).get("test") or {}  # the procedure's pooled out-of-fold estimate
     return {
         "path": Path(path), "model": cfg.model, "preset": cfg.preset, "preset_version": cfg.preset_version,
         "modalities": list(cfg.modalities), "is_2d": not is_3d_model(cfg.model),
         "class_names": list(ckpt.get("class_names") or []), "dataset_root": str(ckpt.get("dataset_root") or ""),
         "created": str(ckpt.get("created") or ""), "software_version": str(ckpt.get("software_version") or ""),
         "fold": ckpt.get("fold"), "test_auc": test.get("auc"), "test_auc_ci": test.get("auc_ci"),
-        "n_test": test.get("n_cases"),
+        "n_test": test.get("n_cases"), "cv_auc": cv_test.get("auc"),
     }
 
 
 def find_checkpoints(root: str | Path, max_depth: int = 3) -> list[dict]:
     """:func:`describe_checkpoint` of every ``*.pt`` under ``root`` (at most ``max_depth``
-    folders deep), newest first. A missing ``root`` gives an empty list."""
+    folders deep), newest first. A missing ``root`` gives an empty list. The per-fold models of
+    a cross-validated run (``fold-k/``) are left out: the run's ``best.pt`` is the one chosen on
+    validation, and offering the others next to their test AUCs would invite choosing on test."""
     root = Path(root)
     if not root.is_dir():
         return []
     found = []
     for depth in range(max_depth + 1):
-        found += [p for p in root.glob("/".join(["*"] * depth + ["*.pt"])) if p.is_file()]
+        found += [p for p in root.glob("/".join(["*"] * depth + ["*.pt"]))
+                  if p.is_file() and not p.parent.name.startswith("fold-")]
     found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
     return [describe_checkpoint(p) for p in found]

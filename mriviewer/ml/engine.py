@@ -398,6 +398,8 @@ class Trainer:
             yield self._say(w, "warning")
         for w in self._near_duplicates(cases, splits):
             yield self._say(w, "warning")
+        for w in self._warm_start_overlap(cfg, cases, splits):
+            yield self._say(w, "warning")
 
         folds = []
         for k, split in enumerate(splits, start=1):
@@ -491,6 +493,31 @@ class Trainer:
                          "modalities": tuple(f.get("modalities") or ()), "scanner": f.get("scanner"),
                          "dtype": f.get("dtype")})
         return confound_warnings(rows, class_names)
+
+    def _warm_start_overlap(self, cfg: TrainConfig, cases, splits) -> list[str]:
+        """Starting from an mriviewer checkpoint (``pretrained`` = its file): the new test cases
+        that the source model was trained or selected on. Their test figures would flatter the
+        model, and a new split of the same data puts some there unless the seed and split match."""
+        path = Path(cfg.pretrained) if cfg.pretrained not in ("auto", "none") else None
+        if path is None or not path.is_file():
+            return []
+        from ..datasets import case_identity
+        from ..errors import CheckpointError
+        from .checkpoint import load_checkpoint
+
+        try:
+            seen_ids = (load_checkpoint(path).get("split") or {}).get("identities") or {}
+        except CheckpointError:
+            return []  # plain weights (ImageNet, Kinetics): nothing was seen
+        seen = set(seen_ids.get("train", [])) | set(seen_ids.get("validation", []))
+        if not seen:
+            return []
+        tested = {cases[i].case_id for s in splits for i in s.test if case_identity(cases[i]) in seen}
+        if not tested:
+            return []
+        return [f"{len(tested)} test case(s) were training or validation cases of the checkpoint this run "
+                f"starts from ({path.name}); their test figures flatter the model (e.g. "
+                f"{', '.join(sorted(tested)[:3])}). Use the same seed and split, or data it never saw."]
 
     def _near_duplicates(self, cases, splits) -> list[str]:
         if not cases or not all(c.is_2d for c in cases):

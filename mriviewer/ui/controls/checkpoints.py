@@ -79,6 +79,8 @@ class CheckpointDialog(QtWidgets.QDialog):
             auc, ci = info.get("test_auc"), info.get("test_auc_ci") or [None, None]
             auc_text = "—" if auc is None else f"{auc:.3f}" + (
                 f" ({ci[0]:.2f}–{ci[1]:.2f})" if None not in ci else "")
+            if info.get("cv_auc") is not None:
+                auc_text += f"; CV pooled {info['cv_auc']:.3f}"
             mods = info.get("modalities") or []
             values = (str(info["path"]), info.get("model", "?"), info.get("preset") or "—", ", ".join(mods),
                       info.get("dataset_root") or "—", info.get("created") or "—", auc_text,
