@@ -502,7 +502,8 @@ def format_cleared(info: dict, freed: int) -> str:
 def _jsonable(obj):
     try:
         return json.loads(json.dumps(obj, default=str))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as exc:
+        log.warning("disk cache: header facts not storable (%s); cached without them", exc)
         return {}
 
 

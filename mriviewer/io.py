@@ -156,6 +156,20 @@ def load_nifti(path: str | Path, modality: str = "", index4d: int = 0) -> Volume
 _HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
+def _colour_notes(im) -> list[str]:
+    """What converting a Pillow image to 8-bit luma loses, in words: real colour (channels that
+    differ; MR exports are usually grey stored as RGB, which loses nothing) and transparency."""
+    notes = []
+    bands = im.getbands()
+    if len(bands) >= 3:
+        rgb = np.asarray(im.convert("RGB")).astype(np.int16)
+        if np.abs(rgb - rgb.mean(axis=-1, keepdims=True)).max() > 8:  # beyond JPEG chroma noise
+            notes.append(f"colour image ({im.mode}) shown as greyscale luma (ITU-R 601-2)")
+    if "A" in bands and np.asarray(im.getchannel("A")).min() < 255:
+        notes.append("transparency (alpha channel) ignored")
+    return notes
+
+
 def load_image2d(path: str | Path, modality: str = "") -> Volume:
     """Read a 2D image (JPEG/PNG/BMP/TIFF) as a single-slice volume ``(W, H, 1)``.
 
@@ -163,7 +177,8 @@ def load_image2d(path: str | Path, modality: str = "") -> Volume:
     ``convert("L")``, ITU-R 601-2 luma). High-depth images keep their values: 16-bit
     (``I;16*`` → ``uint16``), 32-bit integer (``I`` → float32) and float (``F`` → float32), so
     a 16-bit PNG or float TIFF is not clipped to 255. ``meta["pil_mode"]`` records the mode; a
-    multi-page file shows its first page with a warning.
+    multi-page file shows its first page, real colour and transparency are lost, each with a
+    warning naming the file.
 
     Raises:
         LoadError: not a regular file, or it cannot be decoded (zero bytes, truncated, not an
@@ -173,6 +188,7 @@ def load_image2d(path: str | Path, modality: str = "") -> Volume:
 
     path = check_source_path(path, "file")
     meta: dict = {"format": "image2d"}
+    notes: list[str] = []
     try:
         if path.stat().st_size == 0:
             raise LoadError(path, "empty file (0 bytes)")
@@ -186,6 +202,7 @@ def load_image2d(path: str | Path, modality: str = "") -> Volume:
                 else:
                     pixels = arr.astype(np.float32)
             else:
+                notes = _colour_notes(im)
                 pixels = np.asarray(im.convert("L"), dtype=np.float32)  # (rows, cols)
     except LoadError:
         raise
@@ -194,8 +211,11 @@ def load_image2d(path: str | Path, modality: str = "") -> Volume:
     if pixels.ndim != 2:
         raise LoadError(path, f"unexpected image array shape {pixels.shape} (mode {mode})")
     meta["pil_mode"] = mode
+    warnings = [f"{path}: {n}" for n in notes]
     if frames > 1:
-        meta["warnings"] = [f"{path}: {frames} pages/frames; showing the first"]
+        warnings.append(f"{path}: {frames} pages/frames; showing the first")
+    if warnings:
+        meta["warnings"] = warnings
     data = pixels.T[:, :, None]  # (cols, rows, 1) = (I, J, 1)
     affine = np.diag([-1.0, -1.0, 1.0, 1.0])
     return Volume(data, affine, modality, [path], meta)

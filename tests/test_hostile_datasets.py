@@ -516,3 +516,22 @@ def test_parent_of_a_labelled_image_folder_keeps_its_labels(tmp_path):
 def test_doubtful_label_files_are_said_out_loud(tmp_path, csv_bytes, expected):
     ds = discover(_labelled(tmp_path / "ds", csv_bytes))
     assert any(expected in w and "labels.csv" in w for w in ds.warnings), ds.warnings
+
+
+def test_colour_and_transparency_lost_in_greyscale_are_said(tmp_path):
+    from PIL import Image
+
+    from mriviewer.io import load_image2d
+
+    grey = np.repeat(np.arange(64, dtype=np.uint8).reshape(8, 8)[..., None], 3, axis=2)
+    Image.fromarray(grey).save(tmp_path / "grey_as_rgb.png")
+    assert not load_image2d(tmp_path / "grey_as_rgb.png").meta.get("warnings")
+    red = grey.copy()
+    red[2:4, 2:4] = (255, 0, 0)  # an annotation in colour
+    Image.fromarray(red).save(tmp_path / "annotated.png")
+    (w,) = load_image2d(tmp_path / "annotated.png").meta["warnings"]
+    assert "annotated.png" in w and "colour" in w
+    rgba = np.dstack([grey, np.full((8, 8), 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "half_transparent.png")
+    (w,) = load_image2d(tmp_path / "half_transparent.png").meta["warnings"]
+    assert "half_transparent.png" in w and "alpha" in w
