@@ -57,6 +57,7 @@ import numpy as np
 
 from .datasets import ModalitySource
 from .errors import MriViewerError
+from .fileio import read_json_record
 from .volume import Volume
 
 log = logging.getLogger(__name__)
@@ -218,16 +219,9 @@ class DiskCache:
         """
         npy, meta_path = self._paths(key)
         try:
-            text = meta_path.read_bytes()
-        except FileNotFoundError:
-            return None  # absent (or being written: the .json is renamed last)
-        except OSError as exc:
-            log.warning("disk cache: cannot read %s (%s)", meta_path, exc)
-            return None
-        try:
-            record = json.loads(text.decode("utf-8"))
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
+            record = read_json_record(meta_path, "disk cache")
+            if record is None:
+                return None
             if record.get("key") != repr(key):
                 raise ValueError("another key")
             if record.get("record_crc32") != _record_checksum(record):

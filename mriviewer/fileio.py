@@ -202,6 +202,28 @@ def write_json(path: str | Path, obj, durable: bool = True) -> Path:
     return write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False), durable)
 
 
+def read_json_record(path: Path, what: str) -> dict | None:
+    """The JSON object in ``path`` (a cache entry's record), ``None`` when the file is absent
+    (or being written: records are renamed last) or unreadable (logged with ``what``).
+
+    Raises:
+        ValueError: the file is not a UTF-8 JSON object (the caller drops the entry).
+    """
+    try:
+        text = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("%s: cannot read %s (%s)", what, path, exc)
+        return None
+    record = json.loads(text.decode("utf-8"))
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    return record
+
+
 def csv_text(value) -> str:
     """Text safe to open in a spreadsheet: a cell starting with ``= + - @`` (or a tab/CR) is
     prefixed with ``'`` so it is not run as a formula (OWASP "CSV injection")."""

@@ -222,13 +222,19 @@ def test_single_process_context_helpers_are_identities(monkeypatch):
     assert not torch.distributed.is_initialized()
 
 
-@multiprocess
-def test_torchrun_holdout_splits_batches_and_keeps_ranks_identical(phantoms, tmp_path):
-    out = tmp_path / "out"
+def _driver(tmp_path):
+    """``(folder for the ranks' records, the driver script)`` of a recorded torchrun test."""
     rec_dir = tmp_path / "rec"
     rec_dir.mkdir()
     driver = tmp_path / "drive.py"
     driver.write_text(DRIVER)
+    return rec_dir, driver
+
+
+@multiprocess
+def test_torchrun_holdout_splits_batches_and_keeps_ranks_identical(phantoms, tmp_path):
+    out = tmp_path / "out"
+    rec_dir, driver = _driver(tmp_path)
     # Two phases (train, then fine-tune with BatchNorm frozen): the model is wrapped in DDP twice.
     run = _torchrun(tmp_path, [str(driver), "train", "--data", str(phantoms), *TRAIN_ARGS, "--epochs", "2",
                                 "--set", "finetune_epochs=1", "--out", str(out)], {"REC_DIR": str(rec_dir)})
@@ -288,10 +294,7 @@ def test_torchrun_module_cross_validation(phantoms, tmp_path):
 @multiprocess
 def test_torchrun_stop_on_rank_0_ends_every_rank_after_the_epoch(phantoms, tmp_path):
     out = tmp_path / "stop"
-    rec_dir = tmp_path / "rec"
-    rec_dir.mkdir()
-    driver = tmp_path / "drive.py"
-    driver.write_text(DRIVER)
+    rec_dir, driver = _driver(tmp_path)
     run = _torchrun(tmp_path, [str(driver), "train", "--data", str(phantoms), *TRAIN_ARGS, "--epochs", "5",
                                "--out", str(out)], {"REC_DIR": str(rec_dir), "STOP_IN_EPOCH": "1"})
     metrics = _check_result(run, out)

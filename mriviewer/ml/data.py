@@ -46,6 +46,7 @@ import numpy as np
 
 from ..datasets import Case, ModalitySource
 from ..errors import DatasetError, LoadError
+from ..fileio import read_json_record
 from ..volume import Volume
 from .config import TrainConfig
 
@@ -362,16 +363,9 @@ class SampleStore:
 
         npy, meta = self.paths(key)
         try:
-            text = meta.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            log.warning("sample store: cannot read %s (%s)", meta, exc)
-            return None
-        try:
-            facts = json.loads(text.decode("utf-8"))
-            if not isinstance(facts, dict):
-                raise ValueError("not a JSON object")
+            facts = read_json_record(meta, "sample store")
+            if facts is None:
+                return None
             shape, dtype, crc = list(facts["shape"]), np.dtype(facts["dtype"]), int(facts["crc32"])
             arr = np.load(npy, mmap_mode="r", allow_pickle=False)
             st = os.stat(npy)
