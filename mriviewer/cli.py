@@ -503,8 +503,9 @@ def _cmd_cam_check(args) -> int:
         s["case_id"] = case.case_id
         s["role"] = predictor.role_of(case)
         rows.append(s)
-        print(f"{case.case_id:<30} {s['role']:<10} hit {s['hit'] if s['hit'] is None else round(s['hit'], 2)}  "
-              f"energy_in_mask {s['energy_in_mask']:.3f}  chance {s['baseline_hit']:.3f}", file=sys.stderr)
+        print(f"{case.case_id:<30} {s['role']:<10} hit {round(s['hit'], 2)}  "
+              f"energy_in_mask {s['energy_in_mask']:.3f}  chance {s['baseline_hit']:.3f}"
+              + ("  (empty map: no positive evidence, counted as a miss)" if s["empty"] else ""), file=sys.stderr)
     if not rows:
         raise MriViewerError("no case could be scored")
     summary = summarise(rows)
@@ -515,6 +516,9 @@ def _cmd_cam_check(args) -> int:
     print(f"{summary['n_cases']} cases: pointing game {summary['pointing_game']:.2f} (95% CI {lo:.2f}–{hi:.2f}) vs "
           f"chance {summary['baseline']:.3f}; energy in mask {summary['energy_in_mask']:.3f} vs uniform "
           f"{summary['baseline_energy']:.3f} — the map {verdict} chance.", file=sys.stderr)
+    if summary["empty_maps"]:
+        print(f"warning: {summary['empty_maps']} of {summary['n_cases']} Grad-CAM maps are empty (no positive "
+              "evidence for the class at the layer read); they count as misses", file=sys.stderr)
     if any(r["role"] in ("train", "validation") for r in rows):
         print("note: some scored cases were used to train or choose the model", file=sys.stderr)
     print(f"pointing_game={summary['pointing_game']:.3f} baseline={summary['baseline']:.3f} "

@@ -646,6 +646,9 @@ def _image_sections(inputs: ReportInputs, st, width, cancel) -> list:
                 "network's evidence lies, not a lesion.")
     if cam is None:
         cam_text = "Grad-CAM: not available for this case."
+    elif not np.any(cam > 0):
+        cam_text = (f"Grad-CAM of the class <b>{_t(pred.class_name)}</b> is empty for this case: no position holds "
+                    "positive evidence for this class, so the map points nowhere and no overlay is drawn.")
     if is_2d:
         head.append(Paragraph(cam_text, st["small"]))
         return [KeepTogether(head + _images_2d(inputs, st, width, mods))]

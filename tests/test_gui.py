@@ -95,6 +95,17 @@ def test_train_predict_gradcam_export(window, qtbot, demo_dir, tmp_path):
     window.cam_check.setChecked(False)
     assert not window.views["axial"].overlay.isVisible()
     window.cam_check.setChecked(True)
+    # The caption names the class, the layer read and the grid; it follows the case shown, also
+    # when a case's map comes from the model's cache (it kept the previous case's caption).
+    first = window.current_case().case_id
+    cam = window.model.cams[first]
+    assert window.cam_status.text() == cam.describe(window.model.predictor.class_names[cam.class_index])
+    assert cam.layer and f"({cam.layer}, T1wCE grid)" in window.cam_status.text()
+    window.cam_status.setText("stale")
+    window.select_case(window.dataset.cases[1].case_id)
+    window.select_case(first)
+    qtbot.waitUntil(lambda: window.cam_status.text().startswith("Grad-CAM for"), timeout=60000)
+    qtbot.waitUntil(lambda: window.state.overlay is not None, timeout=60000)
 
     pdf = window.export_report(tmp_path / "report.pdf")
     from .test_cli import pdf_text

@@ -378,3 +378,30 @@ def test_accuracy_is_compared_with_the_most_frequent_class():
     m = classification_metrics(labels, probs, ["a", "b"])
     assert m["accuracy"] == pytest.approx(0.9) and m["accuracy_chance"] == pytest.approx(0.9)
     assert any("not above always predicting the most frequent class" in w for w in m["warnings"])
+
+
+def test_cam_check_counts_an_empty_map_as_a_miss_and_says_so():
+    """An all-zero Grad-CAM (no positive evidence) points nowhere: it lowers the pointing game
+    instead of leaving the average, and the summary counts it."""
+    from mriviewer.ml.camcheck import score_case, summarise
+
+    mask = np.zeros((8, 8, 8), bool)
+    mask[2:4, 2:4, 2:4] = True
+    brain = np.ones_like(mask)
+    good = np.zeros((8, 8, 8))
+    good[3, 3, 3] = 1.0
+    empty = score_case(np.zeros((8, 8, 8)), mask, brain)
+    assert empty["empty"] and empty["hit"] == 0.0 and empty["energy_in_mask"] == 0.0
+    s = summarise([score_case(good, mask, brain), empty])
+    assert s["pointing_game"] == 0.5 and s["empty_maps"] == 1 and s["n_cases"] == 2
+
+
+def test_gradcam_result_names_its_layer_and_an_empty_map():
+    from mriviewer.ml.predict import GradCamResult
+    from mriviewer.volume import Volume
+
+    ref = Volume(np.ones((4, 4, 4), np.float32), np.eye(4), "T1wCE")
+    full = GradCamResult(np.full((4, 4, 4), 0.5, np.float32), ref, 1, "layer4")
+    assert not full.empty and full.describe("LGG") == "Grad-CAM for 'LGG' (layer4, T1wCE grid)"
+    none = GradCamResult(np.zeros((4, 4, 4), np.float32), ref, 1, "layer2")
+    assert none.empty and "is empty (layer2, T1wCE grid)" in none.describe("LGG")

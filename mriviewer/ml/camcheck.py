@@ -31,8 +31,10 @@ def score_case(cam: np.ndarray, mask: np.ndarray, brain: np.ndarray) -> dict:
         brain: ``(I, J, K)`` bool brain (or head) mask; the baseline's support.
 
     Returns:
-        ``{"hit", "energy_in_mask", "baseline_hit", "baseline_energy", "mask_voxels"}``;
-        ``hit`` is ``None`` for an all-zero map (no maximum to point with).
+        ``{"hit", "energy_in_mask", "baseline_hit", "baseline_energy", "mask_voxels", "empty"}``.
+        An all-zero map (Grad-CAM found no positive evidence) points nowhere: it scores as a miss
+        with no energy in the mask (``hit`` 0, ``energy_in_mask`` 0) and ``empty`` is True, so
+        empty maps lower the score instead of leaving the average.
 
     Raises:
         ValueError: the arrays' shapes differ or the mask is empty.
@@ -46,14 +48,14 @@ def score_case(cam: np.ndarray, mask: np.ndarray, brain: np.ndarray) -> dict:
         raise ValueError("the tumour mask is empty")
     share = float(mask.sum() / brain.sum())
     total = float(cam.sum())
-    hit = None
+    hit = 0.0
     if total > 0:
         peak = cam.max()
         # Ties at the maximum (a flat plateau) count the share of tied voxels inside the mask.
         tied = cam >= peak - 1e-12 * max(peak, 1.0)
         hit = float(mask[tied].mean())
-    return {"hit": hit, "energy_in_mask": float(cam[mask].sum() / total) if total > 0 else None,
-            "baseline_hit": share, "baseline_energy": share, "mask_voxels": int(mask.sum())}
+    return {"hit": hit, "energy_in_mask": float(cam[mask].sum() / total) if total > 0 else 0.0,
+            "baseline_hit": share, "baseline_energy": share, "mask_voxels": int(mask.sum()), "empty": total <= 0}
 
 
 def wilson_interval(successes: float, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -70,9 +72,9 @@ def wilson_interval(successes: float, n: int, z: float = 1.959964) -> tuple[floa
 def summarise(scores: list[dict], n_boot: int = 1000, seed: int = 0) -> dict:
     """Aggregate :func:`score_case` results: ``pointing_game`` (mean hit) with its Wilson
     interval, ``baseline`` (mean chance of a hit), ``energy_in_mask`` and ``baseline_energy``
-    with bootstrap intervals, ``n_cases``, and ``beats_chance`` (the hit-rate interval lies above
-    the baseline)."""
-    hits = [s["hit"] for s in scores if s["hit"] is not None]
+    with bootstrap intervals, ``n_cases``, ``empty_maps`` (cases whose map is all zero, counted as
+    misses) and ``beats_chance`` (the hit-rate interval lies above the baseline)."""
+    hits = [s["hit"] for s in scores]
     energy = np.array([s["energy_in_mask"] for s in scores if s["energy_in_mask"] is not None])
     base = np.array([s["baseline_hit"] for s in scores])
     n = len(hits)
@@ -90,6 +92,6 @@ def summarise(scores: list[dict], n_boot: int = 1000, seed: int = 0) -> dict:
     return {
         "n_cases": len(scores), "pointing_game": rate, "pointing_game_ci": [lo, hi], "baseline": baseline,
         "energy_in_mask": float(energy.mean()) if energy.size else math.nan, "energy_in_mask_ci": boot(energy),
-        "baseline_energy": baseline,
+        "baseline_energy": baseline, "empty_maps": int(sum(bool(s.get("empty")) for s in scores)),
         "beats_chance": bool(n and lo > baseline),
     }

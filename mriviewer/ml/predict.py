@@ -64,11 +64,30 @@ class Prediction:
 @dataclass
 class GradCamResult:
     """Grad-CAM of one case: ``cam`` ``(I, J, K)`` float32 in [0, 1] on the grid of
-    ``reference`` (a canonical RAS volume); ``class_index`` is the class explained."""
+    ``reference`` (a canonical RAS volume); ``class_index`` is the class explained; ``layer``
+    the network layer whose activations were weighted (e.g. ``"layer4"``)."""
 
     cam: np.ndarray
     reference: Volume
     class_index: int
+    layer: str = ""
+
+    @property
+    def empty(self) -> bool:
+        """True when the map is zero everywhere: the weighted activations of ``layer`` are ≤ 0
+        at every position inside the head, i.e. Grad-CAM finds no positive evidence for the
+        class (Selvaraju et al. keep only the positive part). Such a map points nowhere; it is
+        said, not shown as a blank overlay."""
+        return not bool(np.any(self.cam > 0))
+
+    def describe(self, class_name: str) -> str:
+        """One line for the GUI and reports, e.g. ``Grad-CAM for 'LGG' (layer4, T1wCE grid)``,
+        or why nothing is shown."""
+        where = f"{self.layer}, " if self.layer else ""
+        if self.empty:
+            return (f"Grad-CAM for '{class_name}' is empty ({where}{self.reference.modality} grid): no "
+                    f"position holds positive evidence for this class, so the map points nowhere")
+        return f"Grad-CAM for '{class_name}' ({where}{self.reference.modality} grid)"
 
 
 def head_mask(data: np.ndarray) -> np.ndarray:
@@ -103,6 +122,7 @@ class Predictor:
         self.path = path
         self._cam = None
         self._cam_shape = None
+        self._cam_layer = ""
         self._roles: dict | None = None
         # The GUI predicts all cases in one worker while another computes Grad-CAM: the model
         # (and MONAI's hooks on it) serve one of them at a time.
@@ -260,8 +280,8 @@ class Predictor:
         shape = ci.array.shape if self.config.is_3d else (ci.array.shape[0],) + ci.array.shape[2:]
         if self._cam is None or self._cam_shape != shape:
             net = _ContrastiveLogits(self.model, self.checkpoint.get("n_outputs", 2) == 1)
-            layer = f"net.{self.cam_layer(shape)}"
-            self._cam = GradCAM(nn_module=net, target_layers=layer, postprocessing=lambda x: x)
+            self._cam_layer = self.cam_layer(shape)
+            self._cam = GradCAM(nn_module=net, target_layers=f"net.{self._cam_layer}", postprocessing=lambda x: x)
             self._cam_shape = shape
         if self.config.is_3d:
             x = self._tensor(ci.array[None])
@@ -306,7 +326,7 @@ class Predictor:
         if peak > 0:
             cam = cam / peak
         self.model.zero_grad(set_to_none=True)
-        return GradCamResult(np.ascontiguousarray(cam, dtype=np.float32), ref, class_index)
+        return GradCamResult(np.ascontiguousarray(cam, dtype=np.float32), ref, class_index, self._cam_layer)
 
 
 class _ContrastiveLogits:

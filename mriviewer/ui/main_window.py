@@ -645,6 +645,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _request_cam(self, case: Case) -> None:
         m = self.model
         if case.case_id in m.cams:
+            self._cam_token += 1  # a computation still running for another case must not caption this one
+            res = m.cams[case.case_id]
+            self.cam_status.setText(res.describe(m.predictor.class_names[res.class_index]))
             self._apply_cam(case.case_id)
             return
         predictor, loader, pred = m.predictor, self.cache.get, m.predictions.get(case.case_id)
@@ -657,9 +660,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 return
             m.add_cam(case.case_id, result)
             if token == self._cam_token:
-                self.cam_status.setText(
-                    f"Grad-CAM for '{predictor.class_names[result.class_index]}' "
-                    f"({result.reference.modality} grid)")
+                self.cam_status.setText(result.describe(predictor.class_names[result.class_index]))
             self._apply_cam(case.case_id)
             self.gradcam_ready.emit(case.case_id)
 
