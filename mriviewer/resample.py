@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import MriViewerError
 from .volume import Volume
 
 __all__ = ["resample_to_grid", "reference_grid", "resample_volume", "highest_resolution", "case_on_grid"]
@@ -84,7 +85,7 @@ GRID_FORMAT = 1
 
 
 def case_on_grid(case, cache, modalities: list[str] | None = None, reference: str = "auto",
-                 processes: int | None = None) -> tuple[dict[str, Volume], str | None, np.ndarray | None]:
+                 processes: int | None = None) -> tuple[dict[str, Volume], str | None, Volume | None]:
     """The modalities of ``case`` on one common grid, and its segmentation (nearest neighbour).
 
     Args:
@@ -97,8 +98,12 @@ def case_on_grid(case, cache, modalities: list[str] | None = None, reference: st
             finest (smallest voxel volume); ``"native"`` no resampling (each canonical).
 
     Returns:
-        ``({modality: Volume}, reference used or None, segmentation labels or None)``; a modality
-        that failed to load is left out (``cache.get`` on it raises the error).
+        ``({modality: Volume}, reference used or None, segmentation or None)``; the segmentation
+        is a label :class:`Volume` on the same grid whose ``meta["warnings"]`` carries the
+        loader's (e.g. non-integer labels). A modality that failed to load is left out
+        (``cache.get`` on it raises the error); a segmentation that fails to load or resample
+        does not hide the images: it is left out and its message, naming the file, is added to
+        ``case.errors``.
     """
     from .cache import source_key
     from .datasets import ModalitySource
@@ -134,7 +139,11 @@ def case_on_grid(case, cache, modalities: list[str] | None = None, reference: st
         try:
             seg_vol = cache.get(ModalitySource("SEG", case.segmentation, "nifti"))
             target = next(iter(out.values()))
-            seg = resample_volume(seg_vol, target.shape, target.affine, nearest=True).data
-        except Exception:  # a broken mask must not hide the images
+            seg = resample_volume(seg_vol, target.shape, target.affine, nearest=True)  # keeps meta["warnings"]
+        except Exception as exc:  # a broken mask must not hide the images, nor fail unseen
+            msg = str(exc) if isinstance(exc, MriViewerError) else f"{type(exc).__name__}: {exc}"
+            msg = f"segmentation {case.segmentation}: {msg}" if str(case.segmentation) not in msg else msg
+            if msg not in case.errors:
+                case.errors.append(msg)
             seg = None
     return out, ref_name, seg

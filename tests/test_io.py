@@ -284,3 +284,30 @@ def test_disk_cache_keeps_to_its_budget(tmp_path):
         disk.save(("k", n), v)
     assert len(list((tmp_path / "c").glob("*.npy"))) <= 3
     assert disk.load(("k", 4)) is not None and disk.load(("k", 0)) is None  # oldest went first
+
+
+def test_interpolated_or_broken_segmentation_is_named_and_images_still_load(tmp_path):
+    """A label map with fractions (resampled with interpolation) loads with a warning naming it;
+    an unreadable one leaves the images on screen and its message in the case's errors."""
+    from mriviewer.cache import VolumeCache
+    from mriviewer.resample import case_on_grid
+
+    for cid in ("c1", "c2"):
+        d = tmp_path / cid
+        d.mkdir()
+        _nifti(d / f"{cid}_flair.nii.gz", np.ones((6, 6, 6), np.float32), np.eye(4))
+    seg = np.zeros((6, 6, 6), np.float32)
+    seg[2:4, 2:4, 2:4] = 2.0
+    seg[2, 2, 2] = 1.4
+    _nifti(tmp_path / "c1" / "c1_seg.nii.gz", seg, np.eye(4))
+    (tmp_path / "c2" / "c2_seg.nii.gz").write_bytes(b"not a nifti")
+    ds = discover(tmp_path)
+    cache = VolumeCache()
+    vols, _, seg_vol = case_on_grid(ds.case("c1"), cache)
+    (warning,) = seg_vol.meta["warnings"]
+    assert "c1_seg.nii.gz" in warning and "non-integer values in 1 voxels" in warning
+    assert "FLAIR" in vols and not ds.case("c1").errors
+    case2 = ds.case("c2")
+    vols, _, seg_vol = case_on_grid(case2, cache)
+    assert "FLAIR" in vols and seg_vol is None
+    assert any("c2_seg.nii.gz" in e for e in case2.errors)

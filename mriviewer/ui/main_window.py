@@ -439,12 +439,14 @@ class MainWindow(QtWidgets.QMainWindow):
             shown = modality if modality in vols else next(iter(vols))
             self.state.set_case(case.case_id, vols, shown, native=native)
             if seg is not None:
-                self.state.set_segmentation(seg)
-                seg_src = str(case.segmentation)
-                if seg_src not in self._warned and not np.allclose(seg, np.rint(seg), atol=1e-3):
-                    self._warned.add(seg_src)
-                    self.show_error(f"{seg_src}: the segmentation has non-integer values (interpolated "
-                                    f"labels?); shown rounded to the nearest label.")
+                self.state.set_segmentation(seg.data)
+            seg_src = str(case.segmentation)
+            seg_msgs = (seg.meta.get("warnings") or []) if seg is not None else \
+                [e for e in case.errors if seg_src in e] if case.segmentation is not None else []
+            if seg_msgs and seg_src not in self._warned:
+                self._warned.add(seg_src)
+                self.browser.table_model.update_case(case.case_id)
+                self.show_error(f"Case {case.case_id} segmentation:\n" + "\n".join(seg_msgs))
             for m, vol in vols.items():
                 warnings = vol.meta.get("warnings") or []
                 src = str(case.modalities[m].path)
