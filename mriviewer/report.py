@@ -368,6 +368,8 @@ def build_report_inputs(predictor, case: Case, loader, cursor=None, prediction=N
     """
     from .datasets import ModalitySource
 
+    if prediction is None and gradcam is None:  # one preprocessing for both
+        prediction, gradcam = predictor.predict_with_gradcam(case, loader)
     if prediction is None:
         prediction = predictor.predict(case, loader)
     if gradcam is None:
@@ -934,12 +936,16 @@ def export_reports(predictor, dataset: Dataset, out_dir: str | Path, case_ids: I
             name, n = f"{stem}-{n}.pdf", n + 1
         names.add(name.lower())
         try:
-            pred = predictions.get(case.case_id) or predictor.predict(case, loader)
+            pred, cam = predictions.get(case.case_id), gradcams.get(case.case_id)
+            if pred is None and cam is None:  # one preprocessing of the case for both
+                pred, cam = predictor.predict_with_gradcam(case, loader)
+            elif pred is None:
+                pred = predictor.predict(case, loader)
             preds.append(pred)
             if cancel():
                 raise ExportCancelled
-            inputs = build_report_inputs(predictor, case, loader, prediction=pred,
-                                         gradcam=gradcams.get(case.case_id), dataset=dataset, **display)
+            inputs = build_report_inputs(predictor, case, loader, prediction=pred, gradcam=cam, dataset=dataset,
+                                         **display)
             result: Path | str = write_case_report(inputs, out_dir / name, cancel=cancel)
             summary.written[case.case_id] = result
         except ExportCancelled:

@@ -176,6 +176,11 @@ def test_holdout_run_reports_test_metrics_never_seen_before(phantom_dir, tmp_pat
     for row in rows[:3]:
         p = pred.predict(ds.case(row["case_id"]), cache.get)
         assert p.probs[1] == pytest.approx(float(row["p_label=1"]), abs=2e-2)
+    # One preprocessing for a report's prediction and Grad-CAM gives what the two calls give.
+    case = ds.case(rows[0]["case_id"])
+    both, cam = pred.predict_with_gradcam(case, cache.get)
+    assert np.allclose(both.probs, pred.predict(case, cache.get).probs, atol=1e-6)
+    assert np.allclose(cam.cam, pred.gradcam(case, cache.get).cam, atol=1e-5) and cam.class_index == both.predicted
 
 
 def test_cross_validation_pools_out_of_fold_predictions(phantom_dir, tmp_path):

@@ -216,6 +216,22 @@ class Predictor:
         k = int(np.argmax(probs))
         return Prediction(case.case_id, probs, k, self.class_names[k], case.label)
 
+    def predict_with_gradcam(self, case: Case, loader, class_index: int | None = None
+                             ) -> tuple[Prediction, GradCamResult]:
+        """:meth:`predict` and :meth:`gradcam` (of ``class_index``, default the predicted class)
+        from one preprocessing of the case (what a report needs).
+
+        Raises:
+            DatasetError / LoadError: the case lacks the model's modalities or cannot be read.
+        """
+        pre = self.preprocessor(loader)
+        ci = pre.case_input(case)
+        probs = self.predict_input(ci, pre)
+        k = int(np.argmax(probs))
+        with self._lock:
+            cam = self._gradcam(ci, k if class_index is None else class_index)
+        return Prediction(case.case_id, probs, k, self.class_names[k], case.label), cam
+
     def gradcam(self, case: Case, loader, class_index: int | None = None) -> GradCamResult:
         """Grad-CAM of ``case`` for ``class_index`` (default: the predicted class).
 
