@@ -13,33 +13,37 @@ from mriviewer.ml.config import TrainConfig
 from mriviewer.ml.engine import run_training
 from mriviewer.ml.predict import Predictor
 
-# (model, epochs, lr, image size, batch, Grad-CAM checked): small enough for CI on two CPU cores.
-# Grad-CAM reads the layer Predictor.cam_layer picks for these sizes (≥ 7 cells a side, or cells
-# of ≤ 4 samples on the 16-slice axis): ResNet-18 layer3 (8×8), EfficientNet-B0 features.3
-# (8×8), cnn3d features.1 (4×8×8), the video networks layer2 (8×8×8; MC3-18 16×8×8).
+# (model, epochs, lr, image size, batch, augmentation, Grad-CAM checked): small enough for CI on
+# two CPU cores. Grad-CAM reads the layer Predictor.cam_layer picks for these sizes (≥ 7 cells a
+# side, or cells of ≤ 4 samples on the 16-slice axis): ResNet-18 layer3 (8×8), EfficientNet-B0
+# features.3 (8×8), cnn3d features.1 (4×8×8), the video networks layer2 (8×8×8; MC3-18 16×8×8).
 # R3D-18 uses lr 3e-4: at 1e-3 its validation AUC falls to 0.5 after the first epoch.
-# R(2+1)D-18 separates the phantoms (test AUC 1.0) but, trained from scratch for 5 epochs at
-# 32 px, no layer localises: the class-1 Grad-CAM peak falls outside the lesion in 0/6 held-out
-# lesion cases at layer1, layer2, layer3 and layer4 alike, its layer2/layer3 maps being ≤ 0
-# almost everywhere (the lesion lowers the features that carry positive weight); there the test
-# checks the map's grid and range only.
+# R(2+1)D-18 trains with the left-right flip its grading presets use (p 0.5 here) for 8 epochs.
+# Without the flip it separates the phantoms (test AUC 1.0) by a lateral shortcut: the class-1 map
+# peaks on the right scalp, which is as bright as the lesion, in 0/6 held-out lesion cases at
+# every layer, for 5, 8 and 12 epochs, seeds 0-2, 64 px and 80 phantoms alike (MONAI occlusion
+# sensitivity on the same seed-0 model does peak in the lesion, 6/6: the network uses the lesion,
+# its gradient-averaged map does not show it). With the flip, layer2 peaks in the lesion in 6/6,
+# 4/6, 0/6 and 6/6 cases for seeds 0-3 (seed 2's maps are mostly empty: all of its evidence for
+# the lesion is lowered evidence against it, which Grad-CAM's ReLU drops; GradCamResult.empty
+# says so in the GUI and reports). Seed 0 is the table's seed for every model.
 TABLE = [
-    ("resnet18-2d", 6, 1e-3, 128, 16, True),
-    ("efficientnet-b0-2d", 8, 1e-3, 64, 8, True),
-    ("cnn3d", 8, 1e-3, 32, 4, True),
-    ("r3d-18", 5, 3e-4, 32, 4, True),
-    ("mc3-18", 5, 1e-3, 32, 4, True),
-    ("r2plus1d-18", 5, 1e-3, 32, 4, False),
+    ("resnet18-2d", 6, 1e-3, 128, 16, {}, True),
+    ("efficientnet-b0-2d", 8, 1e-3, 64, 8, {}, True),
+    ("cnn3d", 8, 1e-3, 32, 4, {}, True),
+    ("r3d-18", 5, 3e-4, 32, 4, {}, True),
+    ("mc3-18", 5, 1e-3, 32, 4, {}, True),
+    ("r2plus1d-18", 8, 1e-3, 32, 4, {"flip_lr": 0.5}, True),
 ]
 
 
-@pytest.mark.parametrize("model,epochs,lr,size,batch,localises", TABLE)
-def test_model_learns_visible_label_and_cam_points_at_lesion(model, epochs, lr, size, batch, localises, phantom_dir,
-                                                            tmp_path):
+@pytest.mark.parametrize("model,epochs,lr,size,batch,augment,localises", TABLE)
+def test_model_learns_visible_label_and_cam_points_at_lesion(model, epochs, lr, size, batch, augment, localises,
+                                                            phantom_dir, tmp_path):
     ds = discover(phantom_dir)
     cfg = TrainConfig(model=model, modalities=["FLAIR"], epochs=epochs, lr=lr, image_size=size, depth=16,
                       slices_per_case=3, slice_range=[0.4, 0.6], batch_size=batch, pretrained="none",
-                      device="cpu", augment={}, split=[0.5, 0.2, 0.3], seed=0)
+                      device="cpu", augment=augment, split=[0.5, 0.2, 0.3], seed=0)
     result = run_training(cfg, ds, tmp_path / model, loader=VolumeCache().get)
     test = result.metrics["test"]
     assert test["n_cases"] == 12
