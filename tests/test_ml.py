@@ -411,3 +411,52 @@ def test_starting_from_a_checkpoint_warns_when_its_training_cases_are_now_test(p
                            tmp_path / "c", loader=VolumeCache().get)
     assert any("training or validation cases of the checkpoint this run starts from" in w
                for w in resplit.metrics["warnings"])
+
+
+def _image_folder_with_copies(root):
+    """Two classes of 14 smooth random images each; three images have a re-encoded copy in the
+    same class (one of them twice), and one is filed under both classes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = {}
+    for cls in ("glioma", "meningioma"):
+        (root / cls).mkdir(parents=True)
+        for n in range(14):
+            small = rng.uniform(0, 255, (8, 8)).astype(np.uint8)
+            img = Image.fromarray(small).resize((64, 64), Image.BICUBIC)
+            path = root / cls / f"{cls[:2]}_{n:02d}.png"
+            img.save(path)
+            paths[(cls, n)] = path
+    for cls, n, copies in (("glioma", 0, 2), ("glioma", 1, 1), ("meningioma", 2, 1)):
+        for c in range(copies):
+            Image.open(paths[(cls, n)]).convert("L").save(root / cls / f"copy{c}_{n:02d}.jpg", quality=90)
+    Image.open(paths[("glioma", 3)]).save(root / "meningioma" / "filed_twice.png")
+    return root
+
+
+def test_near_duplicates_are_found_grouped_and_never_straddle_roles(tmp_path):
+    from mriviewer.ml.duplicates import merge_duplicate_groups, near_duplicate_pairs
+
+    ds = discover(_image_folder_with_copies(tmp_path / "imgs"))
+    cases = ds.cases
+    pairs = near_duplicate_pairs(cases)
+    named = {frozenset((cases[i].case_id, cases[j].case_id)) for i, j, _ in pairs}
+    ids = {c.case_id for c in cases}
+    gl0 = {i for i in ids if "gl_00" in i or "copy0_00" in i or "copy1_00" in i}
+    assert len(gl0) == 3 and all(frozenset((a, b)) in named for a in gl0 for b in gl0 if a != b)
+    assert len(pairs) == 3 + 1 + 1 + 1  # the triple, two copies, the image filed under two classes
+    groups, clusters = merge_duplicate_groups([c.case_id for c in cases], pairs)
+    assert sorted(map(len, clusters)) == [2, 2, 2, 3] and len(set(groups)) == len(cases) - 5
+
+    cfg = TrainConfig(model="resnet18-2d", modalities=list(ds.modalities)[:1], epochs=1, image_size=32, batch_size=8,
+                      pretrained="none", device="cpu", augment={}, split=[0.5, 0.25, 0.25], seed=0, num_workers=0)
+    result = run_training(cfg, ds, tmp_path / "run", loader=VolumeCache().get)
+    text = "\n".join(result.messages)
+    assert "6 near-duplicate image pair(s)" in text and "join 9 images into 4 group(s)" in text
+    assert "carry different labels" in text and "filed_twice" in text
+    assert "fall in different roles" not in text
+    role = {cid: r for r, members in result.metrics["split"].items() if r in ("train", "validation", "test")
+            for cid in members}
+    for members in clusters:
+        assert len({role[cases[k].case_id] for k in members}) == 1

@@ -51,6 +51,12 @@ from .data import (
     reseed_worker,
     worker_count,
 )
+from .duplicates import (
+    MAX_DISTANCE,
+    cross_role_duplicates,
+    merge_duplicate_groups,
+    near_duplicate_pairs,
+)
 from .metrics import accuracy, auc, classification_metrics, format_metrics, summarise_folds
 from .splits import Split, make_splits
 
@@ -384,6 +390,11 @@ class Trainer:
         cases = [c for c in cases if c.case_id in prepared]
         labels = [c.label for c in cases]
         groups = [getattr(c, "patient_id", None) or c.case_id for c in cases]
+        pairs = self._near_duplicate_pairs(cases)
+        if pairs:
+            groups, clusters = merge_duplicate_groups(groups, pairs)
+            for w in _duplicate_messages(cases, pairs, clusters, class_names):
+                yield self._say(*w)
         splits = make_splits(labels, groups, split=cfg.split, folds=cfg.folds, seed=cfg.seed, class_names=class_names)
         unit = "patient" if self.dataset.patient_ids else "image (this dataset has no patient IDs)"
         yield self._say(f"{len(cases)} cases, split by {unit}, seed {cfg.seed}: "
@@ -396,7 +407,7 @@ class Trainer:
             yield self._say(f"Split: {w}.", "warning")
         for w in self._confounds(cfg, cases, prepared, class_names):
             yield self._say(w, "warning")
-        for w in self._near_duplicates(cases, splits):
+        for w in cross_role_duplicates(cases, splits, pairs):  # none expected: a check of the grouping
             yield self._say(w, "warning")
         for w in self._warm_start_overlap(cfg, cases, splits):
             yield self._say(w, "warning")
@@ -519,12 +530,12 @@ class Trainer:
                 f"starts from ({path.name}); their test figures flatter the model (e.g. "
                 f"{', '.join(sorted(tested)[:3])}). Use the same seed and split, or data it never saw."]
 
-    def _near_duplicates(self, cases, splits) -> list[str]:
+    @staticmethod
+    def _near_duplicate_pairs(cases) -> list[tuple[int, int, int]]:
+        """Near-duplicate image pairs of a 2D image set (none for volumes)."""
         if not cases or not all(c.is_2d for c in cases):
             return []
-        from .duplicates import cross_role_duplicates
-
-        return cross_role_duplicates(cases, splits)
+        return near_duplicate_pairs(cases)
 
     # ------------------------------------------------------------------ one fold
     def _fit(self, cfg: TrainConfig, split: Split, cases, prepared, class_names, out: Path, fold_tag: str):
@@ -798,6 +809,27 @@ def _improves(record: dict, best: dict, monitor: str) -> bool:
     if abs(a - b) <= 1e-9 or (math.isinf(a) and math.isinf(b)):
         return record["val_loss"] < best["val_loss"]
     return False
+
+
+def _duplicate_messages(cases, pairs, clusters, class_names) -> list[tuple[str, str]]:
+    """``(text, level)`` messages about near-duplicate images joined before the split: how many
+    and the largest group, and pairs whose labels differ (in the Kaggle 44-class set: one
+    patient's slice as "T1" and as "T1C+"; elsewhere label noise, or one image filed twice)."""
+    out = []
+    if clusters:
+        big = max(clusters, key=len)
+        out.append((f"{len(pairs)} near-duplicate image pair(s) (perceptual hash within {MAX_DISTANCE} of 64 bits) "
+                    f"join {sum(map(len, clusters))} images into {len(clusters)} group(s); each group stays in one "
+                    f"role, so no copy of a test image is trained on. Largest: {len(big)} images (e.g. "
+                    f"{', '.join(cases[k].case_id for k in big[:3])}).", "warning"))
+    conflict = [(i, j) for i, j, _ in pairs if cases[i].label != cases[j].label]
+    if conflict:
+        i, j = conflict[0]
+        out.append((f"{len(conflict)} near-duplicate image pair(s) carry different labels, e.g. {cases[i].case_id} "
+                    f"({class_names[cases[i].label]}) ~ {cases[j].case_id} ({class_names[cases[j].label]}): one "
+                    "patient's slice in two sequences (e.g. before and after contrast), label noise, or one image "
+                    "filed under two classes; each pair is kept in one role.", "warning"))
+    return out
 
 
 def _count_by_class(cases, class_names, as_dict=False):
