@@ -4,7 +4,8 @@ switches in the real main window, without a crash or growing memory.
 The window opens a generated demo dataset, a fake Grad-CAM map (a smooth blob) is laid over
 every case shown, and ``--ops`` operations are drawn at random (seeded): 80 % slice steps along
 a random axis, 8 % overlay toggles (Grad-CAM, segmentation, opacity, threshold), 4 % layout or
-modality switches, 8 % case switches (each waits for the case to load, as a user would). The
+modality switches, 8 % case switches (each waits for the case to load, as a user would). After
+every operation the event loop runs once, so every change is painted, as on a user's screen. The
 resident set size (RSS, ``/proc/self/statm``) is sampled after the warm-up (first 10 % of the
 operations) and at the end.
 
@@ -98,8 +99,7 @@ def soak(win, app, ops: int, seed: int = 0, timeout_s: float = 60.0) -> dict:
                 wait_shown(case_id)
                 lay_cam()
                 switches += 1
-        if n % 50 == 0:
-            app.processEvents()
+        app.processEvents()  # paint this change (and deliver the readout's throttled refresh)
     app.processEvents()
     rss_end = rss_mb()
     return {"ops": ops, "rss_start_mb": rss_start, "rss_end_mb": rss_end,
