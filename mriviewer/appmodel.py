@@ -318,19 +318,46 @@ class AppModel:
 
     # ------------------------------------------------------------------ checkpoint
     def load_checkpoint(self, path: str | Path, device: str = "auto") -> bool:
-        """Load a checkpoint (:meth:`~mriviewer.ml.predict.Predictor.load`); the open dataset's
-        modalities must include the model's (a clear error otherwise). Predictions and maps are
-        cleared; the caller runs :meth:`predict_iter`. Returns False and emits :attr:`error` on
-        failure (the previous model stays loaded)."""
-        from .ml.predict import Predictor
-
+        """Load a checkpoint (:meth:`open_predictor`, then :meth:`use_predictor`) on this
+        thread. Returns False and emits :attr:`error` on failure (the previous model stays
+        loaded). The GUI runs the two halves apart: reading a checkpoint takes seconds for the
+        video networks, so :meth:`open_predictor` runs in a worker."""
         try:
-            predictor = Predictor.load(path, device=device)
-            if self.dataset is not None and not any(c.is_2d for c in self.dataset.cases[:1]):
-                predictor.check_modalities(self.dataset.modalities)
+            predictor = self.open_predictor(path, device, self.dataset_modalities())
         except (MriViewerError, OSError) as exc:
             self.report_error(f"Checkpoint {path} not loaded", exc)
             return False
+        self.use_predictor(predictor, path)
+        return True
+
+    def dataset_modalities(self) -> list[str] | None:
+        """The open dataset's modalities a model must find (``None``: no dataset, or a 2D set,
+        whose single image serves any 2D model)."""
+        ds = self.dataset
+        if ds is None or any(c.is_2d for c in ds.cases[:1]):
+            return None
+        return list(ds.modalities)
+
+    @staticmethod
+    def open_predictor(path: str | Path, device: str = "auto", modalities: list[str] | None = None):
+        """Read a checkpoint into a :class:`~mriviewer.ml.predict.Predictor` without touching
+        the model's state (safe in a worker thread).
+
+        Raises:
+            CheckpointError: unreadable or invalid checkpoint.
+            DatasetError: ``modalities`` lacks one the model needs.
+        """
+        from .ml.predict import Predictor
+
+        predictor = Predictor.load(path, device=device)
+        if modalities is not None:
+            predictor.check_modalities(modalities)
+        return predictor
+
+    def use_predictor(self, predictor, path: str | Path) -> None:
+        """Make ``predictor`` (read from ``path``) the loaded model: predictions and maps are
+        cleared (those still arriving from the previous model are dropped, see
+        :meth:`add_prediction`); the caller runs :meth:`predict_iter`."""
         self.predictor = predictor
         self.checkpoint_path = Path(path)
         if self.pending_checkpoint is not None and Path(self.pending_checkpoint) == Path(path):
@@ -340,7 +367,6 @@ class AppModel:
         self.cams.clear()
         self.checkpoint_changed.emit()
         self.state_changed.emit()
-        return True
 
     def checkpoint_summary(self) -> str:
         """One line on the loaded model: architecture, where it was chosen, its test AUC with
@@ -365,21 +391,27 @@ class AppModel:
 
     # ------------------------------------------------------------------ predictions
     def predict_iter(self, loader: Callable) -> Iterator[tuple[str, object]]:
-        """Generator (run it in a worker): ``(case_id, Prediction or MriViewerError)`` for every
-        case of the open dataset with the loaded model. Feed each item to
-        :meth:`add_prediction` on the GUI thread."""
+        """Generator (run it in a worker): ``(case_id, Prediction or MriViewerError, predictor)``
+        for every case of the open dataset with the loaded model. Feed each item to
+        :meth:`add_prediction` on the GUI thread. It stops early once another model is loaded."""
         predictor, cases = self.predictor, self.cases
         if predictor is None:
             return
         for case in cases:
+            if self.predictor is not predictor:  # replaced: its remaining predictions are not wanted
+                return
             try:
-                yield case.case_id, predictor.predict(case, loader)
+                yield case.case_id, predictor.predict(case, loader), predictor
             except (MriViewerError, OSError) as exc:
-                yield case.case_id, exc
+                yield case.case_id, exc, predictor
 
     def add_prediction(self, item: tuple[str, object]) -> None:
-        """Record one result of :meth:`predict_iter` (a prediction or the reason there is none)."""
-        case_id, pred = item
+        """Record one result of :meth:`predict_iter` (a prediction or the reason there is none).
+        A result of a model that is no longer the loaded one is dropped: it would stand beside
+        the new model's predictions as if it were one of them."""
+        case_id, pred, *made_by = item
+        if made_by and made_by[0] is not self.predictor:
+            return
         if isinstance(pred, BaseException):
             self.prediction_errors[case_id] = str(pred)
         else:

@@ -92,6 +92,14 @@ def test_train_load_predict_cam_and_report_without_a_window(phantom_dir, tmp_pat
     assert m.training_finished(Stopped()) == "offered" and m.pending_checkpoint == result.checkpoint
     assert m.load_checkpoint(result.checkpoint) and m.pending_checkpoint is None
 
+    # Another model loaded while the previous one is still predicting: what the old run still
+    # yields is dropped (it would pass for the new model's), and the old run stops.
+    old_run = m.predict_iter(loader)
+    first = next(old_run)
+    m.use_predictor(m.open_predictor(result.checkpoint, "cpu", m.dataset_modalities()), result.checkpoint)
+    m.add_prediction(first)
+    assert not m.predictions and list(old_run) == []
+
     class Empty:
         checkpoint = None
         stopped = True

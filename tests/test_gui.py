@@ -409,7 +409,9 @@ def test_preset_training_results_and_stopped_run_keeps_model(window, qtbot, demo
     assert "Stopped run" in panel.results_label.text()
     assert panel.train_button.isEnabled() and not panel.stop_button.isEnabled()
     qtbot.mouseClick(panel.load_run_button, QtCore.Qt.MouseButton.LeftButton)
-    assert window.predictor is not loaded and window.predictor.path == stopped.checkpoint
+    assert window.busy.isVisible()  # the checkpoint is read in a worker, the window keeps working
+    qtbot.waitUntil(lambda: window.predictor is not loaded, timeout=60000)
+    assert window.predictor.path == stopped.checkpoint
     assert not panel.load_run_button.isVisible()
     # Continue from a checkpoint: its settings, its weights as the starting point.
     panel.select_preset("mgmt-cnn3d-flair")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -577,21 +578,46 @@ class MainWindow(QtWidgets.QMainWindow):
             panel.append_log(msg)
             panel.offer_checkpoint(ckpt)
             self.statusBar().showMessage(msg, 15000)
-        elif result.stopped:
-            panel.status.setText(f"Stopped. Loaded the stopped run's best checkpoint: {ckpt}")
-            panel.append_log(f"Loading the best checkpoint of a stopped run (chosen on validation before the "
-                             f"stop): {ckpt}")
-            self.load_checkpoint(ckpt)
         else:
-            panel.status.setText(f"Finished. Checkpoint: {ckpt}")
-            self.load_checkpoint(ckpt)
+            if result.stopped:
+                panel.status.setText(f"Stopped. Loaded the stopped run's best checkpoint: {ckpt}")
+                panel.append_log(f"Loading the best checkpoint of a stopped run (chosen on validation before the "
+                                 f"stop): {ckpt}")
+            else:
+                panel.status.setText(f"Finished. Checkpoint: {ckpt}")
+
+            def loaded():
+                self._update_train_enabled()
+                self.training_finished.emit(result)
+
+            self.load_checkpoint(ckpt, then=loaded)
+            return
         self._update_train_enabled()
         self.training_finished.emit(result)
 
     # ------------------------------------------------------------------ prediction
-    def load_checkpoint(self, path: str | Path) -> bool:
-        """Load a checkpoint, then predict every case and show the current case's Grad-CAM."""
-        return self.model.load_checkpoint(path)
+    def load_checkpoint(self, path: str | Path, then: Callable[[], None] | None = None) -> None:
+        """Load a checkpoint in a worker (reading one and building its network takes seconds for
+        the video networks), then predict every case and show the current case's Grad-CAM.
+        ``then`` runs on the GUI thread once the model is loaded or has failed to load (the
+        failure is reported through the app model; the previous model stays)."""
+        path = str(path)
+        self._set_busy(True, f"Loading checkpoint {path}…")
+
+        def done(predictor):
+            self._set_busy(False, f"Loaded {path}")
+            self.model.use_predictor(predictor, path)
+            if then is not None:
+                then()
+
+        def failed(exc):
+            self._set_busy(False)
+            self.model.report_error(f"Checkpoint {path} not loaded", exc)
+            if then is not None:
+                then()
+
+        self.workers.start(self.model.open_predictor, path, "auto", self.model.dataset_modalities(),
+                           on_return=done, on_error=failed)
 
     def _checkpoint_changed(self) -> None:
         m = self.model
@@ -618,7 +644,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self._set_busy(True, "Predicting all cases…")
         self.workers.start(self.model.predict_iter, self.cache.get, on_yield=self.model.add_prediction,
-                           on_return=lambda _: self._predictions_done(),
+                           on_return=lambda _, p=self.model.predictor: self._predictions_done(p),
                            on_error=self._error_from("Prediction failed"))
 
     def _prediction_added(self, case_id: str) -> None:
@@ -626,7 +652,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if case is not None and case.case_id == case_id:
             self._show_prediction(case)
 
-    def _predictions_done(self) -> None:
+    def _predictions_done(self, predictor) -> None:
+        if predictor is not self.model.predictor:  # a replaced model's run ended early
+            return
         self._set_busy(False, f"{len(self.model.predictions)} predictions")
         self.browser.fit_columns()
         self.predictions_ready.emit()
