@@ -56,6 +56,13 @@ def test_bad_folder_shows_message_and_keeps_running(window, qtbot, tmp_path):
         assert not window.open_path(tmp_path)
     assert str(tmp_path) in sig.args[0]
     assert window.isVisible()
+    # A damaged checkpoint, read in a worker: one message naming it, no model, nothing busy.
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"PK\x03\x04 not a checkpoint")
+    with qtbot.waitSignal(window.error_shown, timeout=30000) as sig:
+        window.load_checkpoint(bad)
+    assert "broken.pt" in sig.args[0] and window.model.predictor is None
+    qtbot.waitUntil(lambda: not window.busy.isVisible(), timeout=5000)
 
 
 def test_train_predict_gradcam_export(window, qtbot, demo_dir, tmp_path):

@@ -45,7 +45,9 @@ class WorkerPool:
         Returns:
             the superqt worker (``FunctionWorker`` or ``GeneratorWorker``).
         """
-        worker = create_worker(func, *args, _start_thread=False, **kwargs)
+        # superqt re-raises a worker's exception in the event loop unless told it is handled:
+        # with ``on_error`` it is (a traceback on stderr as well would say the app crashed).
+        worker = create_worker(func, *args, _start_thread=False, _ignore_errors=on_error is not None, **kwargs)
         on_yield, on_return, on_error, on_finish = (
             self._guard(cb) for cb in (on_yield, on_return, on_error, on_finish))
         if on_yield is not None and hasattr(worker, "yielded"):
