@@ -296,6 +296,15 @@ def test_apply_settings_and_device_line(panel, qtbot):
                     timeout=60000)
 
 
+def test_epoch_axes_tick_whole_epochs_only(panel):
+    from mriviewer.ui.controls.train_panel import EpochAxis
+
+    for lo, hi in ((1, 2), (1, 4), (1, 30), (0.8, 1.2)):
+        ticks = [v for _, values in EpochAxis("bottom").tickValues(lo, hi, 300) for v in values]
+        assert all(float(v).is_integer() for v in ticks) and (ticks or hi - lo < 1), (lo, hi, ticks)
+    assert isinstance(panel.loss_plot.getAxis("bottom"), EpochAxis)
+
+
 def test_progress_eta_folds_log_and_warnings(panel):
     from mriviewer.ml.config import TrainConfig
     from mriviewer.ml.engine import EpochEvent, LogEvent, ProgressEvent

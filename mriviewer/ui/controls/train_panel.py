@@ -294,6 +294,26 @@ _PALETTE = ("#4da6ff", "#ff9933", "#66cc66", "#cc66cc", "#e6c84d", "#66cccc", "#
 
 
 # ---------------------------------------------------------------------------- the panel
+def _loss_title(fold: str) -> str:
+    """The loss plot's title with its legend: ``Loss (fold 2) ━ train ━ validation``."""
+    return (f"Loss{html.escape(fold)} <span style='color:#4da6ff'>━ train</span> "
+            "<span style='color:#ff9933'>━ validation</span>")
+
+
+class EpochAxis(pg.AxisItem):
+    """A pyqtgraph axis for epochs: ticks on whole numbers only (pyqtgraph would also mark 1.5,
+    2.5, … on a short run)."""
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 (pyqtgraph naming)
+        levels = [(spacing, [v for v in values if float(v).is_integer()])
+                  for spacing, values in super().tickValues(minVal, maxVal, size) if spacing >= 1]
+        levels = [lv for lv in levels if lv[1]]
+        if levels:
+            return levels
+        lo, hi = math.ceil(minVal), math.floor(maxVal)
+        return [(1.0, [float(v) for v in range(lo, hi + 1)])] if hi >= lo else []
+
+
 class TrainPanel(QtWidgets.QWidget):
     """Widgets for one training run.
 
@@ -547,13 +567,16 @@ class TrainPanel(QtWidgets.QWidget):
         self.curves = pg.GraphicsLayoutWidget()
         self.curves.setMinimumHeight(150)
         self.curves.ci.setSpacing(2)
-        self.loss_plot = self.curves.addPlot(row=0, col=0, title="Loss")
-        self.loss_plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
+        # One shared epoch axis: whole epochs only, its numbers under the last plot alone, and the
+        # loss legend in the title, so three plots stay legible in a short dock.
+        self.loss_plot = self.curves.addPlot(row=0, col=0, axisItems={"bottom": EpochAxis("bottom")},
+                                             title=_loss_title(""))
         self.train_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#4da6ff", width=2), symbol="o",
                                                symbolSize=4, name="train")
         self.val_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#ff9933", width=2), symbol="o",
                                              symbolSize=4, name="validation")
-        self.auc_plot = self.curves.addPlot(row=1, col=0, title="Validation AUC")
+        self.auc_plot = self.curves.addPlot(row=1, col=0, title="Validation AUC",
+                                            axisItems={"bottom": EpochAxis("bottom")})
         self.auc_plot.setYRange(0, 1)
         self.auc_plot.addItem(pg.InfiniteLine(0.5, angle=0, pen=pg.mkPen((150, 150, 150),
                                                                          style=QtCore.Qt.PenStyle.DashLine)))
@@ -561,7 +584,8 @@ class TrainPanel(QtWidgets.QWidget):
                                             symbolSize=4)
         self.best_marker = self.auc_plot.plot([], [], pen=None, symbol="star", symbolSize=12,
                                               symbolBrush="#ffd11a")
-        self.lr_plot = self.curves.addPlot(row=2, col=0, title="Learning rate")
+        self.lr_plot = self.curves.addPlot(row=2, col=0, title="Learning rate",
+                                           axisItems={"bottom": EpochAxis("bottom")})
         self.lr_plot.setLogMode(y=True)
         self.lr_plot.setYRange(-5, -2)  # log10 units until the first epoch
         self.lr_plot.setLabel("bottom", "epoch")
@@ -571,6 +595,10 @@ class TrainPanel(QtWidgets.QWidget):
             p.showGrid(x=True, y=True, alpha=0.3)
             p.titleLabel.setMaximumHeight(16)
             p.getAxis("left").setWidth(42)
+            p.getAxis("left").setStyle(maxTickLevel=0)  # major ticks only: no crowded labels
+        for p in (self.loss_plot, self.auc_plot):
+            p.getAxis("bottom").setStyle(showValues=False)
+            p.getAxis("bottom").setHeight(4)
         self.auc_plot.setXLink(self.loss_plot)
         self.lr_plot.setXLink(self.loss_plot)
         return self.curves
@@ -1109,7 +1137,7 @@ class TrainPanel(QtWidgets.QWidget):
         self.lr_curve.setData([p[0] for p in lrs], [p[1] for p in lrs])
         self.lr_plot.enableAutoRange(y=True)
         fold = f" ({r['fold']})" if r.get("fold") and r["fold"] != "holdout" else ""
-        self.loss_plot.setTitle(f"Loss{fold}")
+        self.loss_plot.setTitle(_loss_title(fold))
         self.append_log(f"epoch {r['epoch']}{fold}: train loss {r['train_loss']:.4f}, val loss "
                         f"{_num(r['val_loss'], 4)}, val AUC {_num(r['val_auc'])}, lr {r['lr']:.3g}"
                         f"{' (best)' if r['is_best'] else ''}, {r['seconds']:.1f}s")
