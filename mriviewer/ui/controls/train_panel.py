@@ -1135,7 +1135,9 @@ class TrainPanel(QtWidgets.QWidget):
         self.best_marker.setData([b[0] for b in best[-1:]], [b[1] for b in best[-1:]])
         lrs = [(h["epoch"], h["lr"]) for h in run if _finite(h.get("lr")) and h["lr"] > 0]
         self.lr_curve.setData([p[0] for p in lrs], [p[1] for p in lrs])
-        self.lr_plot.enableAutoRange(y=True)
+        if lrs:  # half a decade above and below: one tick per decade, none crowding a constant rate
+            logs = [math.log10(p[1]) for p in lrs]
+            self.lr_plot.setYRange(min(logs) - 0.5, max(logs) + 0.5, padding=0)
         fold = f" ({r['fold']})" if r.get("fold") and r["fold"] != "holdout" else ""
         self.loss_plot.setTitle(_loss_title(fold))
         self.append_log(f"epoch {r['epoch']}{fold}: train loss {r['train_loss']:.4f}, val loss "
