@@ -135,6 +135,7 @@ class ReportInputs:
         threshold: Grad-CAM values at or below it are transparent.
         date: the report's date (ISO text; default now).
         model_modalities: the model's input modalities (marked in the image headings).
+        cam_class: the class the Grad-CAM explains (default: the predicted class).
     """
 
     case: Case
@@ -160,6 +161,7 @@ class ReportInputs:
     threshold: float = CAM_THRESHOLD
     date: str = ""
     model_modalities: list = field(default_factory=list)
+    cam_class: str = ""
 
 
 # ---------------------------------------------------------------------------- images
@@ -409,6 +411,8 @@ def build_report_inputs(predictor, case: Case, loader, cursor=None, prediction=N
         class_names=predictor.class_names, dataset=_dataset_text(dataset), role=role, modalities=modalities,
         segmentation=seg, segmentation_name=Path(seg_source).name if seg is not None else "",
         model_card=model_card(predictor), notes=notes, model_modalities=list(predictor.config.modalities),
+        cam_class=predictor.class_names[gradcam.class_index] if 0 <= gradcam.class_index < len(predictor.class_names)
+        else "",
         **display,
     )
 
@@ -642,14 +646,17 @@ def _image_sections(inputs: ReportInputs, st, width, cancel) -> list:
     mods = inputs.modalities or {vol.modality or "image": vol}
     head = [Paragraph("Images" if is_2d else "Images at the crosshair", st["h2"])]
     out: list = []
-    cam_text = (f"Grad-CAM of the class <b>{_t(pred.class_name)}</b> ({_t(inputs.cmap)} colour map, transparent at "
+    explained = inputs.cam_class or pred.class_name
+    if explained != pred.class_name:
+        explained += f" (not the predicted class, {pred.class_name})"
+    cam_text = (f"Grad-CAM of the class <b>{_t(explained)}</b> ({_t(inputs.cmap)} colour map, transparent at "
                 f"or below {inputs.threshold:.2f} and opacity rising with the map up to {inputs.opacity:.2f}; "
                 "computed on the model's input, scaled to its maximum over the case). It shows where the "
                 "network's evidence lies, not a lesion.")
     if cam is None:
         cam_text = "Grad-CAM: not available for this case."
     elif not np.any(cam > 0):
-        cam_text = (f"Grad-CAM of the class <b>{_t(pred.class_name)}</b> is empty for this case: no position holds "
+        cam_text = (f"Grad-CAM of the class <b>{_t(explained)}</b> is empty for this case: no position holds "
                     "positive evidence for this class, so the map points nowhere and no overlay is drawn.")
     if is_2d:
         head.append(Paragraph(cam_text, st["small"]))
@@ -677,7 +684,7 @@ def _image_sections(inputs: ReportInputs, st, width, cancel) -> list:
         if cam is not None:
             over = render_planes(v, inputs.cursor, cam, win, rad, inputs.cmap, inputs.opacity, grid=vol,
                                  threshold=inputs.threshold)
-            rows.append([Paragraph(f"{_t(name)} with Grad-CAM ({_t(pred.class_name)})", st["caption"]), "", ""])
+            rows.append([Paragraph(f"{_t(name)} with Grad-CAM ({_t(inputs.cam_class or pred.class_name)})", st["caption"]), "", ""])
             rows.append([_plane_cell(over[p], p, rad, st, box) for p in PLANES])
         title = f"{_t(name)}" + (" — model input" if name in inputs.model_modalities else "")
         block = [Paragraph(title, st["h3"]), _grid_table(rows, col), Spacer(1, 2)]

@@ -68,6 +68,8 @@ def test_bad_folder_shows_message_and_keeps_running(window, qtbot, tmp_path):
 def test_train_predict_gradcam_export(window, qtbot, demo_dir, tmp_path):
     from PySide6 import QtCore
 
+    from .test_cli import pdf_text
+
     with qtbot.waitSignal(window.volume_shown, timeout=30000):
         window.open_path(demo_dir)
     panel = window.train_panel
@@ -113,9 +115,21 @@ def test_train_predict_gradcam_export(window, qtbot, demo_dir, tmp_path):
     window.select_case(first)
     qtbot.waitUntil(lambda: window.cam_status.text().startswith("Grad-CAM for"), timeout=60000)
     qtbot.waitUntil(lambda: window.state.overlay is not None, timeout=60000)
+    # Grad-CAM of the other class, on request; the report says which class its map explains.
+    predicted = window.model.predictions[first].predicted
+    other = 1 - predicted
+    window.cam_class.setCurrentIndex(window.cam_class.findData(other))
+    qtbot.waitUntil(lambda: window.model.cams.get(first) is not None
+                    and window.model.cams[first].class_index == other, timeout=60000)
+    other_name = window.model.predictor.class_names[other]
+    assert f"Grad-CAM for '{other_name}'" in window.cam_status.text()
+    text = pdf_text(window.export_report(tmp_path / "other.pdf"))
+    assert "not the predicted class" in " ".join(text.split())
+    window.cam_class.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: window.model.cams.get(first) is not None
+                    and window.model.cams[first].class_index == predicted, timeout=60000)
 
     pdf = window.export_report(tmp_path / "report.pdf")
-    from .test_cli import pdf_text
 
     text = pdf_text(pdf)
     case_id = window.current_case().case_id

@@ -139,13 +139,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self.model_label.setStyleSheet("color: #555;")
         self.cam_status = QtWidgets.QLabel("")
         self.cam_status.setWordWrap(True)
+        # Which class Grad-CAM explains (as in pytorch-grad-cam's targets): the predicted one, or
+        # any other, e.g. to see the evidence against the prediction or when its map is empty.
+        self.cam_class = QtWidgets.QComboBox()
+        self.cam_class.setToolTip("The class whose evidence Grad-CAM shows")
+        self.cam_class.addItem("Grad-CAM of the predicted class", None)
+        self.cam_class.setEnabled(False)
+        self.cam_class.currentIndexChanged.connect(self._cam_class_changed)
         self.report_button = QtWidgets.QToolButton()
         self.batch_button = QtWidgets.QToolButton()
         row = QtWidgets.QVBoxLayout()  # stacked: side by side they would widen the dock
         for b in (self.report_button, self.batch_button):
             b.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
             row.addWidget(b)
-        for w in (self.pred_label, self.pred_detail, self.cam_status, self.model_label):
+        for w in (self.pred_label, self.pred_detail, self.cam_class, self.cam_status, self.model_label):
             lay.addWidget(w)
         lay.addLayout(row)
         lay.addStretch(1)
@@ -622,6 +629,13 @@ class MainWindow(QtWidgets.QMainWindow):
     def _checkpoint_changed(self) -> None:
         m = self.model
         p = m.predictor
+        self.cam_class.blockSignals(True)
+        self.cam_class.clear()
+        self.cam_class.addItem("Grad-CAM of the predicted class", None)
+        for k, name in enumerate(p.class_names if p is not None else []):
+            self.cam_class.addItem(f"Grad-CAM of '{name}'", k)
+        self.cam_class.setEnabled(p is not None)
+        self.cam_class.blockSignals(False)
         text = m.checkpoint_summary()
         self.model_label.setText(text)
         self.train_panel.append_log(text)
@@ -674,13 +688,20 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _request_cam(self, case: Case) -> None:
         m = self.model
+        pred = m.predictions.get(case.case_id)
+        wanted = self.cam_class.currentData()
+        if wanted is None:
+            wanted = pred.predicted if pred else None
+        cached = m.cams.get(case.case_id)
+        if cached is not None and wanted is not None and cached.class_index != wanted:
+            m.cams.pop(case.case_id)  # another class asked for: computed again below
         if case.case_id in m.cams:
             self._cam_token += 1  # a computation still running for another case must not caption this one
             res = m.cams[case.case_id]
             self.cam_status.setText(res.describe(m.predictor.class_names[res.class_index]))
             self._apply_cam(case.case_id)
             return
-        predictor, loader, pred = m.predictor, self.cache.get, m.predictions.get(case.case_id)
+        predictor, loader = m.predictor, self.cache.get
         self._cam_token += 1
         token = self._cam_token
         self.cam_status.setText("Computing Grad-CAM…")
@@ -698,8 +719,12 @@ class MainWindow(QtWidgets.QMainWindow):
             if token == self._cam_token:
                 self.cam_status.setText(f"Grad-CAM failed: {exc}")
 
-        self.workers.start(predictor.gradcam, case, loader, pred.predicted if pred else None,
-                           on_return=done, on_error=failed)
+        self.workers.start(predictor.gradcam, case, loader, wanted, on_return=done, on_error=failed)
+
+    def _cam_class_changed(self) -> None:
+        case = self.model.current_case
+        if case is not None and case.case_id in self.model.predictions:
+            self._request_cam(case)
 
     def _apply_cam(self, case_id: str) -> None:
         """Lay the case's Grad-CAM over the displayed volume (resampled through the affines when
