@@ -693,12 +693,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if wanted is None:
             wanted = pred.predicted if pred else None
         cached = m.cams.get(case.case_id)
-        if cached is not None and wanted is not None and cached.class_index != wanted:
-            m.cams.pop(case.case_id)  # another class asked for: computed again below
-        if case.case_id in m.cams:
+        if cached is not None and (wanted is None or cached.class_index == wanted):  # else computed below
             self._cam_token += 1  # a computation still running for another case must not caption this one
-            res = m.cams[case.case_id]
-            self.cam_status.setText(res.describe(m.predictor.class_names[res.class_index]))
+            self.cam_status.setText(cached.describe(m.predictor.class_names[cached.class_index]))
             self._apply_cam(case.case_id)
             return
         predictor, loader = m.predictor, self.cache.get
