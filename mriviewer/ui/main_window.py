@@ -706,10 +706,12 @@ class MainWindow(QtWidgets.QMainWindow):
         def done(result):
             if m.predictor is not predictor:  # another model was loaded meanwhile
                 return
-            m.add_cam(case.case_id, result)
-            if token == self._cam_token:
+            latest = token == self._cam_token
+            if latest or case.case_id not in m.cams:  # an older request never replaces a newer map
+                m.add_cam(case.case_id, result)
+            if latest:
                 self.cam_status.setText(result.describe(predictor.class_names[result.class_index]))
-            self._apply_cam(case.case_id)
+                self._apply_cam(case.case_id)
             self.gradcam_ready.emit(case.case_id)
 
         def failed(exc):
