@@ -200,6 +200,12 @@ def test_cross_validation_pools_out_of_fold_predictions(phantom_dir, tmp_path):
     # and the pooled figure apart (the pooled one includes cases this model trained on).
     from mriviewer.ml.checkpoint import find_checkpoints
 
+    (tmp_path / "truncated").mkdir()  # a damaged file is listed with its reason, never raised
+    data = (tmp_path / "cv" / "best.pt").read_bytes()
+    (tmp_path / "truncated" / "best.pt").write_bytes(data[: len(data) // 2])
+    damaged = [r for r in find_checkpoints(tmp_path) if "error" in r]
+    assert len(damaged) == 1 and "cannot read checkpoint" in damaged[0]["error"]
+    (tmp_path / "truncated" / "best.pt").unlink()
     (listed,) = find_checkpoints(tmp_path)
     chosen = next(f for f in m["folds"] if f["name"] == m["chosen_fold"])
     assert listed["path"] == tmp_path / "cv" / "best.pt" and listed["n_test"] == chosen["test"]["n_cases"] < 40
