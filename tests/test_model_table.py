@@ -18,15 +18,17 @@ from mriviewer.ml.predict import Predictor
 # side, or cells of ≤ 4 samples on the 16-slice axis): ResNet-18 layer3 (8×8), EfficientNet-B0
 # features.3 (8×8), cnn3d features.1 (4×8×8), the video networks layer2 (8×8×8; MC3-18 16×8×8).
 # R3D-18 uses lr 3e-4: at 1e-3 its validation AUC falls to 0.5 after the first epoch.
-# R(2+1)D-18 trains with the left-right flip its grading presets use (p 0.5 here) for 8 epochs.
-# Without the flip it separates the phantoms (test AUC 1.0) by a lateral shortcut: the class-1 map
-# peaks on the right scalp, which is as bright as the lesion, in 0/6 held-out lesion cases at
-# every layer, for 5, 8 and 12 epochs, seeds 0-2, 64 px and 80 phantoms alike (MONAI occlusion
-# sensitivity on the same seed-0 model does peak in the lesion, 6/6: the network uses the lesion,
-# its gradient-averaged map does not show it). With the flip, layer2 peaks in the lesion in 6/6,
-# 4/6, 0/6 and 6/6 cases for seeds 0-3 (seed 2's maps are mostly empty: all of its evidence for
-# the lesion is lowered evidence against it, which Grad-CAM's ReLU drops; GradCamResult.empty
-# says so in the GUI and reports). Seed 0 is the table's seed for every model.
+# R(2+1)D-18 trains with the left-right flip its grading presets use (p 0.5 here) for 8 epochs;
+# its localisation depends on the seed and the setting (held-out lesion cases whose layer2 peak is
+# in the lesion, seeds in brackets). With this row's setting: 6/6, 4/6, 0/6, 6/6 (seeds 0-3), so
+# 3 of 4 seeds pass the "more than half" bar. Without the flip: 0/6 at 5 epochs (0, 1), at 64 px
+# and at lr 3e-4 (0); 4/6 at 8 and 12 epochs (0) but 0/6 at 8 (1, 2) and 12 (1); the seed-0,
+# 5-epoch map peaks on the right scalp, as bright as the lesion, while MONAI occlusion
+# sensitivity on that model peaks in the lesion in 6/6 (the network uses the lesion; the
+# gradient-averaged map does not show it). 80 phantoms with the flip, 5 epochs: 3/12, 1/12,
+# 0/12 (0-2). Empty maps (all evidence for the class is lowered evidence against it, which
+# Grad-CAM's ReLU drops) occurred for seed 2 and others; GradCamResult.empty says so in the GUI,
+# reports and cam-check. Seed 0 is the table's seed for every model.
 TABLE = [
     ("resnet18-2d", 6, 1e-3, 128, 16, {}, True),
     ("efficientnet-b0-2d", 8, 1e-3, 64, 8, {}, True),
