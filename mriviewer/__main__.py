@@ -1,3 +1,4 @@
+import signal
 import sys
 
 from .cli import main
@@ -6,4 +7,9 @@ from .cli import main
 # import this module from running the command line again; `python -m mriviewer` and
 # `torchrun -m mriviewer` run it.
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # The command has ended and chosen its status. A Ctrl-C arriving now (e.g. just as a run
+    # finishes) must not cut the interpreter's clean-up short (worker pool, temporary files) and
+    # turn the status into "killed by SIGINT".
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(status)

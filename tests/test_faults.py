@@ -227,8 +227,12 @@ def test_python_m_train_interrupted_exits_cleanly(tiny_demo, tmp_path, fault_env
             os.killpg(proc.pid, signal.SIGINT)
         rc = proc.wait(120)
     text = log.read_text()
-    assert rc == 130, text
-    assert "Traceback" not in text and "Interrupted" in text.splitlines()[-1]
+    assert "Traceback" not in text
+    if rc == 0:  # a fast machine finished the run before the signal came: its status, complete outputs
+        assert "Test (" in text and "interrupted" not in text.lower(), text
+    else:
+        assert rc == 130, text
+        assert "interrupted" in text.splitlines()[-1].lower(), text
     assert_complete(out)
     assert temps(out) == []
 
