@@ -61,7 +61,7 @@ from .display import (
     window_to_uint8,
 )
 from .errors import DatasetError, MriViewerError
-from .volume import MODALITIES, Volume, percentile_window
+from .volume import MODALITIES, Volume, percentile_window, same_grid
 
 __all__ = [
     "ReportInputs", "ReportProgress", "ExportSummary", "ExportCancelled", "build_report_inputs",
@@ -197,7 +197,7 @@ def _grid_plane(volume: Volume, shape, affine, plane: str, index: int, radiologi
 
     s = plane_axes(plane)[0]
     index = int(np.clip(index, 0, shape[s] - 1))
-    if tuple(volume.shape) == tuple(shape) and np.allclose(volume.affine, affine, atol=1e-4):
+    if same_grid(volume.shape, volume.affine, shape, affine):
         return plane_slice(volume.data, plane, index, radiological)
     shift = np.eye(4)
     shift[s, 3] = index

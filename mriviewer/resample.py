@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import MriViewerError
-from .volume import Volume
+from .volume import Volume, same_grid
 
 __all__ = ["resample_to_grid", "reference_grid", "resample_volume", "highest_resolution", "case_on_grid"]
 
@@ -32,7 +32,7 @@ def resample_to_grid(data: np.ndarray, affine: np.ndarray, shape: tuple[int, int
     import torch
     import torch.nn.functional as F
 
-    if tuple(data.shape) == tuple(shape) and np.allclose(affine, target_affine, atol=1e-4):
+    if same_grid(data.shape, affine, shape, target_affine):
         return data
     src = np.asarray(data, dtype=np.float32)
     vox = torch.from_numpy((np.linalg.inv(affine) @ target_affine)[:3].astype(np.float32))  # target ijk1 -> source ijk

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 from psygnal import Signal, SignalGroup
 
-from .volume import Volume, percentile_window
+from .volume import Volume, percentile_window, same_grid
 
 __all__ = ["ViewerState", "WINDOW_PRESETS", "LAYOUTS"]
 
@@ -145,10 +145,9 @@ class ViewerState:
             return
         vol = self.volumes[modality]
         old_world = self.cursor_world() if self.volume is not None else None
-        same_grid = self.volume is not None and vol.shape == self.volume.shape and np.allclose(
-            vol.affine, self.volume.affine, atol=1e-4)
+        linked = self.volume is not None and same_grid(vol.shape, vol.affine, self.volume.shape, self.volume.affine)
         self.modality, self.volume = modality, vol
-        if not same_grid:  # native grids: overlays are on the other grid
+        if not linked:  # native grids: overlays are on the other grid
             self.overlay = None
             self.segmentation = None
         self._place_cursor(old_world)
@@ -178,7 +177,7 @@ class ViewerState:
         if self._grid_key != key:
             self._grid_key = key
             self._grid = {m: v for m, v in self.volumes.items()
-                          if v.shape == self.volume.shape and np.allclose(v.affine, self.volume.affine, atol=1e-4)}
+                          if same_grid(v.shape, v.affine, self.volume.shape, self.volume.affine)}
         return self._grid
 
     def layer_slice(self, array: np.ndarray, plane: str, index: int) -> np.ndarray:

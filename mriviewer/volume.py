@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import VolumeError
 
-__all__ = ["Volume", "MODALITIES", "acquisition_plane", "percentile_window"]
+__all__ = ["Volume", "MODALITIES", "acquisition_plane", "percentile_window", "same_grid"]
 
 #: Structural modalities, in display order.
 MODALITIES: tuple[str, ...] = ("FLAIR", "T1w", "T1wCE", "T2w")
@@ -139,6 +139,12 @@ class Volume:
             "acquisition_plane": self.acquisition_plane,
             **({"warnings": list(self.meta["warnings"])} if self.meta.get("warnings") else {}),
         }
+
+
+def same_grid(shape, affine, other_shape, other_affine, atol: float = 1e-4) -> bool:
+    """True when two voxel grids are the same: equal shapes and affines equal within ``atol``
+    (mm; header round-off), so one voxel index means one position in both."""
+    return tuple(shape) == tuple(other_shape) and np.allclose(affine, other_affine, atol=atol)
 
 
 def acquisition_plane(affine: np.ndarray) -> str:

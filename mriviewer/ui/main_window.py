@@ -26,7 +26,7 @@ from ..errors import MriViewerError
 from ..ml.engine import EpochEvent, TrainResult
 from ..resample import resample_to_grid
 from ..viewstate import ViewerState
-from ..volume import MODALITIES
+from ..volume import MODALITIES, same_grid
 from . import settings as app_settings
 from .actions import ActionRegistry, ShortcutsDialog
 from .controls.case_browser import CaseBrowser
@@ -740,8 +740,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if self.state.volume is vol:  # still the volume it was resampled for
                 self.state.set_overlay(np.ascontiguousarray(cam, dtype=np.float32))
 
-        same_grid = res.cam.shape == vol.shape and np.allclose(res.reference.affine, vol.affine, atol=1e-4)
-        if same_grid:
+        if same_grid(res.cam.shape, res.reference.affine, vol.shape, vol.affine):
             show(res.cam)
         else:  # resampling a large grid takes seconds: not on the GUI thread
             self.workers.start(resample_to_grid, res.cam, res.reference.affine, vol.shape, vol.affine,
