@@ -78,6 +78,7 @@ class ViewerState:
         self.volumes: dict[str, Volume] = {}
         self.native: dict[str, tuple[np.ndarray, tuple[int, int, int]]] = {}
         self._grid_key, self._grid = None, {}
+        self._labels_of: tuple | None = None  # (label map, its labels): segmentation_labels' cache
         self._slices: dict[tuple, tuple] = {}
         self.cursor: tuple[int, int, int] = (0, 0, 0)
         self.windows: dict[str, tuple[float, float]] = {}
@@ -343,10 +344,15 @@ class ViewerState:
         self.set_segmentation_options(visible=visible)
 
     def segmentation_labels(self) -> list[int]:
-        """The label values present in the segmentation (without 0)."""
-        if self.segmentation is None:
+        """The label values present in the segmentation (without 0). Computed once per label
+        map (``np.unique`` over a BraTS volume takes ~50 ms; the location panel asks on every
+        cursor move)."""
+        seg = self.segmentation
+        if seg is None:
             return []
-        return [int(v) for v in np.unique(self.segmentation) if v > 0]
+        if self._labels_of is None or self._labels_of[0] is not seg:
+            self._labels_of = (seg, [int(v) for v in np.unique(seg) if v > 0])
+        return list(self._labels_of[1])
 
     # ------------------------------------------------------------------ display
     def set_radiological(self, radiological: bool) -> None:

@@ -430,6 +430,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if case is not None and m in case.modalities:
             self.load_case(case, m)
 
+    def _warn_once(self, source: str, title: str, messages: list[str]) -> None:
+        """Show ``messages`` about ``source`` under ``title``, once per source and session."""
+        if messages and source not in self._warned:
+            self._warned.add(source)
+            self.show_error(title + "\n" + "\n".join(messages))
+
     def load_case(self, case: Case, modality: str) -> None:
         """Load every modality of ``case`` in a worker, on the common grid chosen in the grid
         box, and show ``modality``."""
@@ -448,19 +454,17 @@ class MainWindow(QtWidgets.QMainWindow):
             self.state.set_case(case.case_id, vols, shown, native=native)
             if seg is not None:
                 self.state.set_segmentation(seg.data)
-            seg_src = str(case.segmentation)
-            seg_msgs = (seg.meta.get("warnings") or []) if seg is not None else \
-                [e for e in case.errors if seg_src in e] if case.segmentation is not None else []
-            if seg_msgs and seg_src not in self._warned:
-                self._warned.add(seg_src)
-                self.browser.table_model.update_case(case.case_id)
-                self.show_error(f"Case {case.case_id} segmentation:\n" + "\n".join(seg_msgs))
+            if case.segmentation is not None:
+                seg_src = str(case.segmentation)
+                if seg is not None:
+                    seg_msgs = seg.meta.get("warnings") or []
+                else:  # it failed to load: case_on_grid put the reason in the case's errors
+                    seg_msgs = [e for e in case.errors if seg_src in e]
+                    self.browser.table_model.update_case(case.case_id)
+                self._warn_once(seg_src, f"Case {case.case_id} segmentation:", seg_msgs)
             for m, vol in vols.items():
-                warnings = vol.meta.get("warnings") or []
-                src = str(case.modalities[m].path)
-                if warnings and src not in self._warned:
-                    self._warned.add(src)
-                    self.show_error(f"Case {case.case_id} {m} loaded with warnings:\n" + "\n".join(warnings))
+                self._warn_once(str(case.modalities[m].path), f"Case {case.case_id} {m} loaded with warnings:",
+                                vol.meta.get("warnings") or [])
             if shown != modality:
                 self.modality_combo.blockSignals(True)
                 self.modality_combo.setCurrentIndex(self.modality_combo.findData(shown))
@@ -593,14 +597,14 @@ class MainWindow(QtWidgets.QMainWindow):
             else:
                 panel.status.setText(f"Finished. Checkpoint: {ckpt}")
 
-            def loaded():
-                self._update_train_enabled()
-                self.training_finished.emit(result)
+        def finish():
+            self._update_train_enabled()
+            self.training_finished.emit(result)
 
-            self.load_checkpoint(ckpt, then=loaded)
-            return
-        self._update_train_enabled()
-        self.training_finished.emit(result)
+        if decision in ("none", "offered"):
+            finish()
+        else:  # finished once its model is loaded
+            self.load_checkpoint(ckpt, then=finish)
 
     # ------------------------------------------------------------------ prediction
     def load_checkpoint(self, path: str | Path, then: Callable[[], None] | None = None) -> None:

@@ -915,11 +915,12 @@ class TrainPanel(QtWidgets.QWidget):
         """Fill every editor from a checkpoint's config and set its weights as ``pretrained``
         (:func:`mriviewer.ml.checkpoint.describe_checkpoint`). Returns False (and says why in the
         log) when the file is not a usable checkpoint."""
+        from ...errors import CheckpointError
         from ...ml.checkpoint import load_checkpoint
 
         try:
-            cfg = load_checkpoint(path)["config"]
-        except Exception as exc:  # noqa: BLE001 - CheckpointError, or torch's own for a damaged file
+            cfg = load_checkpoint(path, mmap=True)["config"]  # the config only: weights mapped, not read
+        except CheckpointError as exc:  # load_checkpoint turns torch's errors for a damaged file into this
             self.append_log(f"Cannot continue from {path}: {exc}", "warning")
             return False
         try:
