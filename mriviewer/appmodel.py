@@ -409,8 +409,8 @@ class AppModel:
         """Record one result of :meth:`predict_iter` (a prediction or the reason there is none).
         A result of a model that is no longer the loaded one is dropped: it would stand beside
         the new model's predictions as if it were one of them."""
-        case_id, pred, *made_by = item
-        if made_by and made_by[0] is not self.predictor:
+        case_id, pred, made_by = item
+        if made_by is not self.predictor:
             return
         if isinstance(pred, BaseException):
             self.prediction_errors[case_id] = str(pred)

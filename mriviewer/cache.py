@@ -62,7 +62,7 @@ from .volume import Volume
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VolumeCache", "DiskCache", "source_key", "default_cache", "default_cache_dir", "default_samples_dir",
+__all__ = ["VolumeCache", "size_text", "DiskCache", "source_key", "default_cache", "default_cache_dir", "default_samples_dir",
            "cache_info", "clear_cache", "format_cache_info", "format_cleared", "voxel_checksum", "CACHE_FORMAT",
            "IDENTIFYING_META", "DEFAULT_MAX_BYTES"]
 
@@ -455,10 +455,10 @@ def clear_cache() -> int:
     return freed
 
 
-def _size_text(n: int | None) -> str:
-    """Bytes in binary units (the budget is 20 GiB)."""
+def size_text(n: int | None, none: str = "none") -> str:
+    """Bytes in binary units (``1.5 GiB``; the budget is 20 GiB); ``none`` for ``None``."""
     if n is None:
-        return "none"
+        return none
     if n < 1024:
         return f"{n} B"
     for unit in ("KiB", "MiB", "GiB", "TiB"):
@@ -474,12 +474,12 @@ def format_cache_info(info: dict) -> str:
     state = "" if v["enabled"] else " (disabled: MRIVIEWER_DISK_CACHE=0)"
     lines = [
         f"volumes: {v['path']}{state}",
-        f"  {v['entries']} entries, {_size_text(v['bytes'])} of {_size_text(v['limit_bytes'])}"
+        f"  {v['entries']} entries, {size_text(v['bytes'])} of {size_text(v['limit_bytes'])}"
         + (f", {v['temporary']} temporary file(s)" if v["temporary"] else ""),
         f"samples: {s['path']}",
-        f"  {s['entries']} entries in {s['settings']} preprocessing setting(s), {_size_text(s['bytes'])} (no limit)"
+        f"  {s['entries']} entries in {s['settings']} preprocessing setting(s), {size_text(s['bytes'])} (no limit)"
         + (f", {s['temporary']} temporary file(s)" if s["temporary"] else ""),
-        f"total: {_size_text(info['total_bytes'])}",
+        f"total: {size_text(info['total_bytes'])}",
     ]
     return "\n".join(lines)
 
@@ -490,7 +490,7 @@ def format_cleared(info: dict, freed: int) -> str:
     v, s = info["volumes"], info["samples"]
     temps = v["temporary"] + s["temporary"]
     return (f"removed {v['entries']} volume entries from {v['path']} and {s['entries']} sample entries from "
-            f"{s['path']}" + (f" ({temps} temporary file(s))" if temps else "") + f"; {_size_text(freed)} freed")
+            f"{s['path']}" + (f" ({temps} temporary file(s))" if temps else "") + f"; {size_text(freed)} freed")
 
 
 def _jsonable(obj):

@@ -796,7 +796,7 @@ def _series_spacing(entries: list[_Slice], report: _Report) -> tuple[float, floa
         if s is not None:
             imager.append(tuple(np.round(s, 4)))
     if imager:
-        value = max(set(imager), key=imager.count)
+        value = _majority(imager, lambda s: s)[0]
         report.warn(f"{entries[0].path} (and every file of the series): no PixelSpacing; using "
                     f"ImagerPixelSpacing {_fmt(value)} mm (spacing at the detector, not in the "
                     "patient)")

@@ -119,15 +119,22 @@ def case_on_grid(case, cache, modalities: list[str] | None = None, reference: st
         ref_name = reference if reference in vols else highest_resolution(vols)
         shape, affine = reference_grid(vols[ref_name])
         out = {}
+        keys: dict[str, object] = {}  # each source's identity once (it stats, on Windows reads, its files)
+
+        def key_of(name):
+            if name not in keys:
+                try:
+                    keys[name] = source_key(case.modalities[name])
+                except OSError:
+                    keys[name] = None
+            return keys[name]
+
         for m in names:
             if m not in vols:
                 continue
             key = None
-            if cache.disk is not None:
-                try:
-                    key = ("grid", GRID_FORMAT, source_key(case.modalities[m]), source_key(case.modalities[ref_name]))
-                except OSError:
-                    key = None
+            if cache.disk is not None and key_of(m) is not None and key_of(ref_name) is not None:
+                key = ("grid", GRID_FORMAT, key_of(m), key_of(ref_name))
             vol = cache.disk.load(key) if key is not None else None
             if vol is None:
                 vol = resample_volume(vols[m], shape, affine)

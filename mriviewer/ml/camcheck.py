@@ -75,7 +75,7 @@ def summarise(scores: list[dict], n_boot: int = 1000, seed: int = 0) -> dict:
     with bootstrap intervals, ``n_cases``, ``empty_maps`` (cases whose map is all zero, counted as
     misses) and ``beats_chance`` (the hit-rate interval lies above the baseline)."""
     hits = [s["hit"] for s in scores]
-    energy = np.array([s["energy_in_mask"] for s in scores if s["energy_in_mask"] is not None])
+    energy = np.array([s["energy_in_mask"] for s in scores])
     base = np.array([s["baseline_hit"] for s in scores])
     n = len(hits)
     rate = float(np.mean(hits)) if n else math.nan

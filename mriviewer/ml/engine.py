@@ -517,7 +517,7 @@ class Trainer:
         from .checkpoint import load_checkpoint
 
         try:
-            seen_ids = (load_checkpoint(path).get("split") or {}).get("identities") or {}
+            seen_ids = (load_checkpoint(path, mmap=True).get("split") or {}).get("identities") or {}
         except CheckpointError:
             return []  # plain weights (ImageNet, Kinetics): nothing was seen
         seen = set(seen_ids.get("train", [])) | set(seen_ids.get("validation", []))

@@ -212,7 +212,9 @@ class Predictor:
             DatasetError / LoadError: the case lacks the model's modalities or cannot be read.
         """
         pre = self.preprocessor(loader)
-        probs = self.predict_input(pre.case_input(case), pre)
+        return self._prediction(case, self.predict_input(pre.case_input(case), pre))
+
+    def _prediction(self, case: Case, probs: np.ndarray) -> Prediction:
         k = int(np.argmax(probs))
         return Prediction(case.case_id, probs, k, self.class_names[k], case.label)
 
@@ -226,11 +228,10 @@ class Predictor:
         """
         pre = self.preprocessor(loader)
         ci = pre.case_input(case)
-        probs = self.predict_input(ci, pre)
-        k = int(np.argmax(probs))
+        prediction = self._prediction(case, self.predict_input(ci, pre))
         with self._lock:
-            cam = self._gradcam(ci, k if class_index is None else class_index)
-        return Prediction(case.case_id, probs, k, self.class_names[k], case.label), cam
+            cam = self._gradcam(ci, prediction.predicted if class_index is None else class_index)
+        return prediction, cam
 
     def gradcam(self, case: Case, loader, class_index: int | None = None) -> GradCamResult:
         """Grad-CAM of ``case`` for ``class_index`` (default: the predicted class).

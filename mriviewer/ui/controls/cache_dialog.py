@@ -5,17 +5,13 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+from ...cache import size_text
+
 __all__ = ["CacheDialog", "cache_text"]
 
 
 def _size(n) -> str:
-    if n is None:
-        return "no limit"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+    return size_text(n, none="no limit")
 
 
 def cache_text() -> str:
