@@ -1052,8 +1052,19 @@ def _flagged_mosaic(ds: pydicom.Dataset) -> bool:
 
 def _csa_header(ds: pydicom.Dataset):
     """The Siemens CSA image header (nibabel.nicom.csareader), ``None`` when there is none;
-    raises whatever the reader raises on a corrupt one."""
-    return _nicom()[0].get_csa_header(ds, "image")
+    raises whatever the reader raises on a corrupt one. Parsed once per dataset (the mosaic
+    check and the mosaic reader both ask), the result or the error kept on the dataset."""
+    cached = ds.__dict__.get("_mriviewer_csa")
+    if cached is None:
+        try:
+            cached = (True, _nicom()[0].get_csa_header(ds, "image"))
+        except Exception as exc:  # re-raised below, on every call, as the reader raised it
+            cached = (False, exc)
+        ds.__dict__["_mriviewer_csa"] = cached
+    ok, value = cached
+    if not ok:
+        raise value
+    return value
 
 
 def _nicom():
