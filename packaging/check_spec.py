@@ -20,6 +20,8 @@ ROOT = HERE.parent
 
 
 def spec_constants() -> dict:
+    """The constants of ``mriviewer.spec``, executed without PyInstaller (the tests read them
+    through this too)."""
     path = HERE / "mriviewer.spec"
     scope = {"__file__": str(path), "SPECPATH": str(HERE)}
     exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), scope)

@@ -250,11 +250,14 @@ def test_codec_table(uid, name, plugin, modules, extra, tmp_path):
 
 
 def _spec() -> dict:
-    """The constants of packaging/mriviewer.spec (executed without PyInstaller)."""
-    path = ROOT / "packaging" / "mriviewer.spec"
-    scope = {"__file__": str(path), "SPECPATH": str(path.parent)}
-    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), scope)
-    return scope
+    """The constants of packaging/mriviewer.spec (executed without PyInstaller), read as
+    ``packaging/check_spec.py`` reads them."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_spec", ROOT / "packaging" / "check_spec.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.spec_constants()
 
 
 def test_spec_lists_what_exists():
