@@ -2,7 +2,7 @@
 
 Baselines: SimpleITK's ``ImageSeriesReader`` (ITK + GDCM, C++) for a full read, and our own first
 (uncached) load for the cache. "Case load" is how the viewer and the engine load a case: its
-series decoded in parallel worker processes (:mod:`mriviewer.parallel`, pool already started);
+series decoded in parallel worker processes (:mod:`mriviewer.cache.pool`, pool already started);
 the one-process reader is shown too. Files: the real RSNA-MICCAI FLAIR series (143 × 512², coronal), the
 real sagittal MPRAGE (176 × 256²) from ``$MRIVIEWER_TEST_DATA`` (default ``../shared/data``), and a
 generated 4-modality case with 150 slices of 240² per series. Each timing is the best of
@@ -26,9 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mriviewer.cache import DiskCache, VolumeCache  # noqa: E402
-from mriviewer.datasets import ModalitySource, discover  # noqa: E402
-from mriviewer.dicom import read_dicom_series, scan_series  # noqa: E402
+from mriviewer.cache.disk import DiskCache  # noqa: E402
+
+from mriviewer.cache.memory import VolumeCache  # noqa: E402
+from mriviewer.data.cases import ModalitySource  # noqa: E402
+from mriviewer.data.discover import discover  # noqa: E402
+from mriviewer.io.dicom.series import read_dicom_series  # noqa: E402
+from mriviewer.io.dicom.scan import scan_series  # noqa: E402
 
 
 def best_of(fn, repeat: int) -> float:
@@ -58,7 +62,7 @@ def main() -> None:
     data = Path(os.environ.get("MRIVIEWER_TEST_DATA", ROOT.parent / "shared" / "data"))
     work = Path(tempfile.mkdtemp(prefix="mriviewer-bench-"))
 
-    from mriviewer.demo import make_demo_dataset
+    from mriviewer.demo.dataset import make_demo_dataset
 
     make_demo_dataset(work / "case", n_cases=1, matrix=240, n_slices=150)
     case = discover(work / "case").cases[0]
@@ -72,7 +76,7 @@ def main() -> None:
             print(f"skipped {rel}: not found under {data}")
 
     # Our case load: the four series decoded in parallel worker processes (warm pool).
-    from mriviewer.parallel import decode_pool, default_processes
+    from mriviewer.cache.pool import decode_pool, default_processes
 
     t0 = time.perf_counter()
     decode_pool()

@@ -10,7 +10,7 @@ Everything is measured in this process, in this run:
    ``ProgressEvent("train")``: sample-store reads, augmentation, collation, forward, backward,
    optimiser step. The epoch's ``record["seconds"]`` also holds the validation pass; it is
    printed, and validation = ``seconds`` − training part. The baseline is a plain PyTorch loop:
-   the same network (:func:`mriviewer.ml.models.build_model`, i.e. the torchvision model with a
+   the same network (:func:`mriviewer.ml.models.build.build_model`, i.e. the torchvision model with a
    C-channel stem and a new head; random weights in both), the same optimiser (Adam, the
    config's lr and weight decay), loss, batch size and number of samples, random tensors of the
    sample shape already on the device; forward + backward + step, no data loading. One plain
@@ -264,7 +264,7 @@ def engine_run(cfg, dataset, out: Path, per_batch=None, per_epoch=None, sampler=
 
 def train_items(cfg, dataset, result) -> list[tuple[str, int, int]]:
     """The run's training samples as the engine lists them: ``(store key, sample, label)``."""
-    from mriviewer.ml.data import SampleStore
+    from mriviewer.ml.store import SampleStore
 
     store = SampleStore(cfg)
     train_ids = set(result.metrics["split"]["train"])
@@ -277,7 +277,7 @@ def train_items(cfg, dataset, result) -> list[tuple[str, int, int]]:
 
 
 class DataPath:
-    """The engine's data path alone: :class:`~mriviewer.ml.data.SampleDataset` and a
+    """The engine's data path alone: :class:`~mriviewer.ml.store.SampleDataset` and a
     ``DataLoader`` built as the engine builds them (augmentation, normalisation, sampler, batch
     size, workers), iterated over one epoch without a model; :meth:`epoch` adds its time to
     ``times``."""
@@ -286,7 +286,9 @@ class DataPath:
         import torch
         from torch.utils.data import DataLoader, RandomSampler
 
-        from mriviewer.ml.data import SampleDataset, SampleStore, make_augment, worker_count
+        from mriviewer.ml.store import SampleDataset, SampleStore, worker_count
+
+        from mriviewer.ml.augment import make_augment
 
         ds = SampleDataset(SampleStore(cfg), items, make_augment(cfg, cfg.seed), cfg.normalise)
         nw, bs, n = worker_count(cfg), cfg.batch_size, len(items)
@@ -317,7 +319,7 @@ class PlainLoop:
     def __init__(self, cfg, in_ch: int, n_out: int, shape, n_samples: int, device) -> None:
         import torch
 
-        from mriviewer.ml.models import build_model
+        from mriviewer.ml.models.build import build_model
 
         torch.manual_seed(cfg.seed)
         self.model, _ = build_model(cfg.model, in_ch, n_out, "none", stem=cfg.stem, head=cfg.head,
@@ -407,10 +409,10 @@ def run_benchmark(args, work: Path) -> None:
     import torch
     import torchvision
 
-    from mriviewer.datasets import discover
+    from mriviewer.data.discover import discover
     from mriviewer.ml.config import TrainConfig, is_3d_model
-    from mriviewer.ml.data import SampleStore
-    from mriviewer.ml.engine import resolve_device
+    from mriviewer.ml.store import SampleStore
+    from mriviewer.ml.device import resolve_device
 
     torch.manual_seed(0)
     share = CpuShare()
@@ -436,7 +438,7 @@ def run_benchmark(args, work: Path) -> None:
         print("device: cpu")
 
     if args.data is None:
-        from mriviewer.demo import make_lesion_phantoms
+        from tests.phantoms import make_lesion_phantoms
 
         n_cases = args.cases or 24
         make_lesion_phantoms(work / "phantoms", n_cases=n_cases, seed=0)

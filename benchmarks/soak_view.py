@@ -122,7 +122,7 @@ def open_window(tmp: Path, n_cases: int = 12, matrix: int = 64, n_slices: int = 
     import pyqtgraph as pg
     from PySide6 import QtWidgets
 
-    from mriviewer.demo import make_demo_dataset
+    from mriviewer.demo.dataset import make_demo_dataset
     from mriviewer.ui.main_window import MainWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])

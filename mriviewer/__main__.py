@@ -1,7 +1,7 @@
 import signal
 import sys
 
-from .cli import main
+from mriviewer.cli import main
 
 # The guard keeps spawn-ed worker processes (decoding pool, DataLoader workers) and tools that
 # import this module from running the command line again; `python -m mriviewer` and

@@ -30,13 +30,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from mriviewer.cli import dataset_info, main
-from mriviewer.datasets import discover
-from mriviewer.dicom import read_dicom_series, scan_series
-from mriviewer.display import window_to_uint8
-from mriviewer.errors import DatasetError, LoadError, MriViewerError
-from mriviewer.io import load_nifti, load_volume
-from mriviewer.volume import Volume, percentile_window
+from mriviewer.cli import main
+from mriviewer.cli.info import dataset_info
+from mriviewer.core.colour import window_to_uint8
+from mriviewer.core.errors import DatasetError, LoadError, MriViewerError
+from mriviewer.core.volume import Volume, percentile_window
+from mriviewer.data.discover import discover
+from mriviewer.io.dicom.scan import scan_series
+from mriviewer.io.dicom.series import read_dicom_series
+from mriviewer.io.nifti import load_nifti
+from mriviewer.io.readers import load_volume
 
 MODALITIES = ("FLAIR", "T1w", "T1wCE", "T2w")
 

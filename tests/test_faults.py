@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 
 from mriviewer.cli import main
-from mriviewer.errors import CheckpointError
-from mriviewer.fileio import is_temp_name, remove_stale_temps
+from mriviewer.core.errors import CheckpointError
+from mriviewer.core.files import is_temp_name, remove_stale_temps
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals and tmpfs: POSIX only")
 
@@ -44,7 +44,7 @@ OUTPUTS = {"best.pt", "config.json", "metrics.json", "predictions.csv"}
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory) -> Path:
     """8 cases, 24×24 pixels, 8 slices."""
-    from mriviewer.demo import make_demo_dataset
+    from mriviewer.demo.dataset import make_demo_dataset
 
     return make_demo_dataset(tmp_path_factory.mktemp("tinydemo"), n_cases=8, seed=1, matrix=24, n_slices=8)
 
@@ -338,7 +338,7 @@ def test_full_disk_during_convert(tiny_demo, full_disk, capsys):
 
 
 def test_full_disk_during_report(tiny_demo, checkpoint, full_disk, capsys):
-    from mriviewer.datasets import discover
+    from mriviewer.data.discover import discover
 
     case_id = discover(tiny_demo).cases[0].case_id
     mnt = full_disk(0)
@@ -353,8 +353,9 @@ def test_full_disk_for_the_volume_cache(tiny_demo, full_disk, caplog):
     is left behind."""
     import logging
 
-    from mriviewer.cache import DiskCache, VolumeCache
-    from mriviewer.datasets import discover
+    from mriviewer.cache.disk import DiskCache
+    from mriviewer.cache.memory import VolumeCache
+    from mriviewer.data.discover import discover
 
     mnt = full_disk(0)
     src = discover(tiny_demo).cases[0].modalities["FLAIR"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mriviewer.datasets import discover
-from mriviewer.display import plane_slice
-from mriviewer.io import load_volume
+from mriviewer.core.planes import plane_slice
+from mriviewer.data.discover import discover
+from mriviewer.io.readers import load_volume
 
 from .conftest import real_data
 
@@ -143,7 +143,7 @@ def test_ixi_psr_storage_order_and_scaling():
 
 def test_whole_shared_data_folder_lists_every_dataset():
     """`mriviewer info ../shared/data` sees every dataset there, without a traceback."""
-    from mriviewer.cli import dataset_info
+    from mriviewer.cli.info import dataset_info
 
     root = real_data(".")
     info = dataset_info(root, read_headers=False)

@@ -16,8 +16,8 @@ import warnings
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..volume import Volume
+from mriviewer.core.errors import ConfigError
+from mriviewer.core.volume import Volume
 
 __all__ = ["deepbet_mask", "BRAIN_EXTRACTORS"]
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
-from .. import __version__
-from ..errors import CheckpointError, ConfigError
-from ..fileio import json_safe
-from .config import TrainConfig
+from mriviewer import __version__
+from mriviewer.core.errors import CheckpointError, ConfigError
+from mriviewer.core.files import json_safe
+from mriviewer.ml.config import TrainConfig
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "update_checkpoint",
            "model_from_checkpoint", "new_checkpoint", "describe_checkpoint", "find_checkpoints"]
@@ -60,10 +60,10 @@ def new_checkpoint(model, config: TrainConfig, class_names: list[str], n_outputs
 
 def save_checkpoint(path: str | Path, ckpt: dict) -> Path:
     """Write ``ckpt`` to ``path`` atomically: a hidden temporary file in the same folder
-    (:func:`mriviewer.fileio.temp_name`), flushed to the disk, then renamed. A full disk, an
+    (:func:`mriviewer.core.files.temp_name`), flushed to the disk, then renamed. A full disk, an
     error or Ctrl-C removes the temporary file and leaves an earlier ``path`` as it was;
     temporary files of writers that were killed outright (SIGKILL) are removed here first
-    (:func:`mriviewer.fileio.remove_stale_temps`).
+    (:func:`mriviewer.core.files.remove_stale_temps`).
 
     Raises:
         CheckpointError: the file cannot be written (disk full, read-only, …); the message names
@@ -71,7 +71,7 @@ def save_checkpoint(path: str | Path, ckpt: dict) -> Path:
     """
     import torch
 
-    from ..fileio import atomic_path, remove_stale_temps
+    from mriviewer.core.files import atomic_path, remove_stale_temps
 
     path = Path(path)
     remove_stale_temps(path.parent)
@@ -177,7 +177,7 @@ def model_from_checkpoint(ckpt: dict):
     Raises:
         CheckpointError: the weights do not fit the model the config names.
     """
-    from .models import build_model
+    from mriviewer.ml.models.build import build_model
 
     cfg: TrainConfig = ckpt["config"]
     in_ch = 3 if cfg.color == "rgb" else len(cfg.modalities)
@@ -212,7 +212,7 @@ def describe_checkpoint(path: str | Path) -> dict:
         cross-validated run's pooled out-of-fold AUC, an estimate for the procedure, not for this
         file); or ``path`` and ``error`` (why it cannot be read) — never an exception.
     """
-    from .config import is_3d_model
+    from mriviewer.ml.config import is_3d_model
 
     try:
         ckpt = load_checkpoint(path, mmap=True)  # the weights are mapped, never read

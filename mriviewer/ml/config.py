@@ -17,7 +17,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..errors import ConfigError
+from mriviewer.core.errors import ConfigError
 
 __all__ = ["TrainConfig", "MODEL_NAMES", "MODELS_3D", "is_3d_model", "parse_set_values", "CHOICES"]
 
@@ -310,7 +310,7 @@ class TrainConfig:
         Raises:
             MriViewerError: the file cannot be written (naming it).
         """
-        from ..fileio import write_json
+        from mriviewer.core.files import write_json
 
         write_json(path, self.to_dict())
 

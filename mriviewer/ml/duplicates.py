@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..datasets import Case
+from mriviewer.data.cases import Case
 
 log = logging.getLogger(__name__)
 

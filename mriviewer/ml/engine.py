@@ -32,127 +32,34 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..datasets import Case, Dataset, case_identity
-from ..errors import ConfigError, DatasetError, MriViewerError
-from ..fileio import atomic_path, csv_text, json_safe, write_json
-from .checkpoint import new_checkpoint, save_checkpoint
-from .config import TrainConfig
-from .data import (
-    Preprocessor,
-    SampleDataset,
-    SampleStore,
-    make_augment,
-    normalise_channels,
-    reseed_worker,
-    worker_count,
-)
-from .duplicates import (
+from mriviewer.core.errors import ConfigError, DatasetError, MriViewerError
+from mriviewer.core.files import atomic_path, csv_text, write_json
+from mriviewer.data.cases import Case, Dataset, case_identity
+from mriviewer.ml.augment import make_augment, reseed_worker
+from mriviewer.ml.checkpoint import new_checkpoint, save_checkpoint
+from mriviewer.ml.config import TrainConfig
+from mriviewer.ml.device import _amp_name, resolve_amp, resolve_device
+from mriviewer.ml.duplicates import (
     MAX_DISTANCE,
     cross_role_duplicates,
     merge_duplicate_groups,
     near_duplicate_pairs,
 )
-from .metrics import accuracy, auc, classification_metrics, format_metrics, summarise_folds
-from .splits import Split, make_splits
+from mriviewer.ml.events import EpochEvent, FoldEvent, LogEvent, ProgressEvent, TrainResult
+from mriviewer.ml.hooks import _improves, _loss, _monitor_value, _optimizer, _scheduler
+from mriviewer.ml.metrics import classification_metrics, summarise_folds
+from mriviewer.ml.metrics_text import format_metrics
+from mriviewer.ml.preprocess import Preprocessor, normalise_channels
+from mriviewer.ml.scores import accuracy, auc
+from mriviewer.ml.splits import Split, make_splits
+from mriviewer.ml.store import SampleDataset, SampleStore, worker_count
 
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "Trainer", "TrainResult", "LogEvent", "ProgressEvent", "EpochEvent", "FoldEvent", "run_training",
-    "resolve_device", "json_safe", "probabilities",
-]
-
-
-@dataclass
-class LogEvent:
-    """A line for the log (weights used, split sizes, warnings, …); ``level`` is ``"info"`` or
-    ``"warning"`` (shown prominently by the GUI and repeated in the report)."""
-
-    message: str
-    level: str = "info"
-
-
-@dataclass
-class ProgressEvent:
-    """Progress within a stage: ``stage`` is ``"decode"`` (DICOM/NIfTI decoding in worker
-    processes), ``"prepare"`` (network samples) or ``"train"`` (batches of an epoch); ``step``
-    of ``total``; ``loss`` the running training loss; ``fold`` (``"holdout"``, ``"fold 2"``, with
-    the modality for per-modality runs) and ``epochs`` (epochs planned in this fold) for ETAs."""
-
-    stage: str
-    epoch: int
-    step: int
-    total: int
-    loss: float | None = None
-    fold: str = ""
-    epochs: int = 0
-
-
-@dataclass
-class EpochEvent:
-    """One finished epoch: ``record`` holds ``epoch``, ``phase``, ``fold``, ``lr``,
-    ``train_loss``, ``val_loss``, ``val_auc``, ``val_accuracy``, ``seconds``, ``is_best``."""
-
-    record: dict
-
-
-@dataclass
-class FoldEvent:
-    """A fold (or the holdout run) is done: ``index`` of ``total``; ``test`` its test metrics."""
-
-    name: str
-    index: int
-    total: int
-    test: dict
-
-
-@dataclass
-class TrainResult:
-    """What a run produced. ``checkpoint`` is ``None`` when it stopped before an epoch ended.
-    ``metrics`` is what ``metrics.json`` holds (``test``, ``validation``, ``folds``, ``summary``,
-    ``warnings``)."""
-
-    out_dir: Path
-    checkpoint: Path | None
-    history: list[dict]
-    best: dict
-    stopped: bool
-    messages: list[str] = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)
-
-
-def resolve_device(name: str):
-    """``"auto"`` → CUDA when available, else CPU.
-
-    Raises:
-        ConfigError: CUDA asked for but not available.
-    """
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device cuda requested but no CUDA GPU is available; use auto or cpu")
-    return torch.device(name)
-
-
-def resolve_amp(mode: str, device):
-    """Autocast dtype for ``mode`` on ``device`` (``None`` = fp32): ``auto`` → bf16 on CUDA when
-    supported; ``bf16`` on CUDA or CPU; ``fp16`` on CUDA only (with gradient scaling)."""
-    import torch
-
-    if mode == "off":
-        return None
-    if mode == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
-    if mode == "bf16":
-        return torch.bfloat16
-    return torch.float16 if device.type == "cuda" else None
 
 
 def probabilities(logits):
@@ -191,7 +98,7 @@ class Trainer:
         self.dataset = dataset
         self.out_dir = Path(out_dir)
         if loader is None:
-            from ..cache import default_cache
+            from mriviewer.cache.memory import default_cache
 
             loader = default_cache().get
         self.loader = loader
@@ -235,7 +142,7 @@ class Trainer:
         """
         import torch
 
-        from .distributed import context_from_env
+        from mriviewer.ml.distributed import context_from_env
 
         cfg = self.config
         if self.dataset.task == "none":
@@ -464,7 +371,7 @@ class Trainer:
             if chosen["checkpoint"] != ckpt_path:
                 with atomic_path(ckpt_path) as tmp:
                     shutil.copyfile(chosen["checkpoint"], tmp)
-            from .checkpoint import update_checkpoint
+            from mriviewer.ml.checkpoint import update_checkpoint
 
             ck_metrics = {"validation": chosen["validation"], "test": chosen["test"], "warnings": metrics["warnings"]}
             if "summary" in metrics:
@@ -493,7 +400,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checks before training
     def _confounds(self, cfg, cases, prepared, class_names) -> list[str]:
-        from .confounds import confound_warnings
+        from mriviewer.ml.confounds import confound_warnings
 
         rows = []
         for c in cases:
@@ -512,9 +419,9 @@ class Trainer:
         path = Path(cfg.pretrained) if cfg.pretrained not in ("auto", "none") else None
         if path is None or not path.is_file():
             return []
-        from ..datasets import case_identity
-        from ..errors import CheckpointError
-        from .checkpoint import load_checkpoint
+        from mriviewer.core.errors import CheckpointError
+        from mriviewer.data.cases import case_identity
+        from mriviewer.ml.checkpoint import load_checkpoint
 
         try:
             seen_ids = (load_checkpoint(path, mmap=True).get("split") or {}).get("identities") or {}
@@ -542,7 +449,7 @@ class Trainer:
         import torch
         from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-        from .models import build_model, freeze, keep_frozen_bn_eval
+        from mriviewer.ml.models.build import build_model, freeze, keep_frozen_bn_eval
 
         dist, device = self.dist, self.device
         if self._main:
@@ -691,7 +598,7 @@ class Trainer:
         _, t_labels, t_probs = self._predict(model, test_cases, prepared, cfg, criterion, amp)
         test = classification_metrics(t_labels, t_probs, class_names, seed=cfg.seed)
         if self._main:
-            from .checkpoint import update_checkpoint
+            from mriviewer.ml.checkpoint import update_checkpoint
 
             update_checkpoint(ckpt_path, metrics={"validation": best, "test": test}, history=history)
         yield self._say(f"{split.name}: chosen epoch {best['epoch']} on validation {cfg.monitor}; "
@@ -756,61 +663,6 @@ class Trainer:
         return loss_mean, labels, probs
 
 
-def _loss(criterion, logits, y):
-    from torch import nn
-
-    if isinstance(criterion, nn.BCEWithLogitsLoss):
-        return criterion(logits[:, 0].float(), y.float())
-    return criterion(logits.float(), y)
-
-
-def _optimizer(cfg: TrainConfig, params, lr: float):
-    import torch
-
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
-
-
-def _scheduler(cfg: TrainConfig, opt):
-    import torch
-
-    s = torch.optim.lr_scheduler
-    if cfg.scheduler == "step":
-        return s.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
-    if cfg.scheduler == "exponential":
-        return s.ExponentialLR(opt, gamma=cfg.gamma)
-    if cfg.scheduler == "plateau":
-        return s.ReduceLROnPlateau(opt, mode="min", factor=cfg.gamma, patience=cfg.plateau_patience)
-    return None
-
-
-def _monitor_value(record: dict, monitor: str, for_min: bool = False) -> float:
-    """The monitored validation value of ``record`` as "higher is better" (or, with
-    ``for_min``, "lower is better" for ReduceLROnPlateau); undefined values rank last."""
-    v = record.get(monitor) if record else None
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return math.inf if for_min else -math.inf
-    v = float(v)
-    higher = monitor != "val_loss"
-    return (-v if higher else v) if for_min else (v if higher else -v)
-
-
-def _improves(record: dict, best: dict, monitor: str) -> bool:
-    """Model selection on validation: a better ``monitor`` wins; on a tie (within 1e-9, e.g.
-    AUC 1.0 twice) or when it is undefined, the lower validation loss wins."""
-    if not best:
-        return True
-    a, b = _monitor_value(record, monitor), _monitor_value(best, monitor)
-    if a > b + 1e-9:
-        return True
-    if abs(a - b) <= 1e-9 or (math.isinf(a) and math.isinf(b)):
-        return record["val_loss"] < best["val_loss"]
-    return False
-
-
 def _duplicate_messages(cases, pairs, clusters, class_names) -> list[tuple[str, str]]:
     """``(text, level)`` messages about near-duplicate images joined before the split: how many
     and the largest group, and pairs whose labels differ (in the Kaggle 44-class set: one
@@ -836,12 +688,6 @@ def _count_by_class(cases, class_names, as_dict=False):
     c = Counter(x.label for x in cases)
     d = {class_names[k]: c[k] for k in sorted(c)}
     return d if as_dict else ", ".join(f"{k} {v}" for k, v in d.items())
-
-
-def _amp_name(amp) -> str:
-    import torch
-
-    return {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast + loss scaling"}[amp]
 
 
 def _fmt(v) -> str:

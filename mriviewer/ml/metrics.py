@@ -52,18 +52,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..fileio import json_safe  # one home for strict-JSON conversion (re-exported)
-
-__all__ = [
-    "SCALAR_METRICS",
-    "accuracy",
-    "auc",
-    "bootstrap_auc_ci",
-    "classification_metrics",
-    "format_metrics",
-    "json_safe",
-    "summarise_folds",
-]
+from mriviewer.core.files import json_safe  # one home for strict-JSON conversion (re-exported)
+from mriviewer.ml.bootstrap import _bootstrap, _percentile_ci
+from mriviewer.ml.scores import auc
 
 SCALAR_METRICS = (
     "auc", "accuracy", "balanced_accuracy", "f1_macro", "f1_weighted",
@@ -71,75 +62,17 @@ SCALAR_METRICS = (
 )
 """Scalar metrics of :func:`classification_metrics` that :func:`summarise_folds` averages."""
 
+
 _MIN_CASES = 10
+
+
 _MIN_PER_CLASS = 5
+
+
 _MAX_SKIPPED = 0.10
+
+
 _MAX_NAMES = 10
-_CHUNK_ELEMENTS = 2_000_000  # array elements per bootstrap chunk (bounds memory)
-
-
-def auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Case-level ROC AUC (scikit-learn ``roc_auc_score``).
-
-    Args:
-        labels: ``(N,)`` int class indices.
-        probs: ``(N, K)`` class probabilities (rows sum to 1), ``K ≥ 2``.
-
-    Returns:
-        Binary (``K = 2``): AUC of ``probs[:, 1]``. Multiclass: macro mean of the one-vs-rest
-        AUCs of the classes present in ``labels``. ``nan`` when fewer than two classes are
-        present.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    labels = np.asarray(labels, dtype=int).ravel()
-    probs = np.asarray(probs, dtype=np.float64)
-    present = np.unique(labels)
-    if present.size < 2:
-        return math.nan
-    if probs.shape[1] == 2:
-        return float(roc_auc_score(labels, probs[:, 1]))
-    return float(np.mean([roc_auc_score(labels == k, probs[:, k]) for k in present]))
-
-
-def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Share of cases whose arg-max class is the label.
-
-    Args:
-        labels: ``(N,)`` int class indices.
-        probs: ``(N, K)`` class probabilities.
-
-    Returns:
-        Accuracy in [0, 1], ``nan`` for no cases.
-    """
-    labels = np.asarray(labels, dtype=int).ravel()
-    if labels.size == 0:
-        return math.nan
-    return float(np.mean(np.argmax(probs, axis=1) == labels))
-
-
-def bootstrap_auc_ci(
-    labels: np.ndarray, probs: np.ndarray, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap ``(1 - alpha)`` interval of :func:`auc` (ordinary case resampling).
-
-    Args:
-        labels: ``(N,)`` int class indices.
-        probs: ``(N, K)`` class probabilities.
-        n_boot: number of resamples.
-        alpha: 1 - confidence level.
-        seed: seed of ``numpy.random.default_rng``.
-
-    Returns:
-        ``(low, high)``, or ``(nan, nan)`` when the AUC is undefined.
-    """
-    labels = np.asarray(labels, dtype=int).ravel()
-    probs = np.asarray(probs, dtype=np.float64)
-    if labels.size == 0 or np.unique(labels).size < 2:
-        return math.nan, math.nan
-    boot = _bootstrap(labels, probs, np.argmax(probs, axis=1), n_boot, seed)
-    lo, hi = _percentile_ci(boot["auc"], alpha)
-    return (math.nan if lo is None else lo), (math.nan if hi is None else hi)
 
 
 def classification_metrics(
@@ -356,38 +289,6 @@ def summarise_folds(folds: list[dict]) -> dict:
     return json_safe(out)
 
 
-def format_metrics(m: dict, title: str = "Test") -> str:
-    """Human-readable lines for the log and the report.
-
-    Args:
-        m: a :func:`classification_metrics` or :func:`summarise_folds` result.
-        title: what was evaluated ("Test", "Validation", "Cross-validation", ...).
-
-    Returns:
-        A summary line, a line of secondary metrics, then one ``"Warning: ..."`` line per
-        warning. Missing or undefined values read ``n/a``.
-    """
-    if "n_folds" in m:
-        return _format_folds(m, title)
-    level = m.get("ci_level") or 0.95
-    lines = [
-        f"{title} ({_count(m.get('n_cases'))} cases): "
-        f"AUC {_f3(m.get('auc'))} ({100 * level:g}% CI {_ci(m.get('auc_ci'))}), "
-        f"accuracy {_f3(m.get('accuracy'))} ({_ci(m.get('accuracy_ci'))}; "
-        f"most frequent class {_f3(m.get('accuracy_chance'))}), "
-        f"balanced accuracy {_f3(m.get('balanced_accuracy'))}, "
-        f"macro F1 {_f3(m.get('f1_macro'))} ({_ci(m.get('f1_macro_ci'))})",
-        f"  macro precision {_f3(m.get('precision_macro'))}, "
-        f"macro recall {_f3(m.get('recall_macro'))}, "
-        f"specificity {_f3(m.get('specificity'))}, weighted F1 {_f3(m.get('f1_weighted'))}",
-    ]
-    lines += [f"Warning: {w}" for w in m.get("warnings", [])]
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- internals
-
-
 def _validate(labels, probs, class_names) -> tuple[np.ndarray, np.ndarray, list[str]]:
     names = [str(c) for c in class_names]
     k_classes = len(names)
@@ -414,101 +315,6 @@ def _validate(labels, probs, class_names) -> tuple[np.ndarray, np.ndarray, list[
     return labels, probs, names
 
 
-def _bootstrap(
-    labels: np.ndarray, probs: np.ndarray, preds: np.ndarray, n_boot: int, seed: int
-) -> dict[str, np.ndarray]:
-    """AUC, accuracy and macro F1 on ``n_boot`` ordinary case-level resamples.
-
-    Returns:
-        ``{"auc", "accuracy", "f1_macro"}``, each ``(n_boot,)`` with ``nan`` where undefined.
-    """
-    n, k_classes = probs.shape
-    chunk = max(1, _CHUNK_ELEMENTS // (6 * n + k_classes * k_classes))
-    rng = np.random.default_rng(seed)
-    parts = []
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        parts.append(_resample_stats(labels, probs, preds, idx))
-    if not parts:
-        return {key: np.empty(0) for key in ("auc", "accuracy", "f1_macro")}
-    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-
-
-def _resample_stats(
-    labels: np.ndarray, probs: np.ndarray, preds: np.ndarray, idx: np.ndarray
-) -> dict[str, np.ndarray]:
-    """AUC, accuracy and macro F1 of each resample, vectorised.
-
-    Matches :func:`auc`, :func:`accuracy` and ``f1_score(average="macro", zero_division=0)``
-    applied to ``labels[idx[b]], probs[idx[b]]``.
-
-    Args:
-        labels: ``(N,)`` int class indices.
-        probs: ``(N, K)`` probabilities.
-        preds: ``(N,)`` arg-max classes.
-        idx: ``(B, N)`` case indices of ``B`` resamples.
-
-    Returns:
-        ``{"auc", "accuracy", "f1_macro"}``, each ``(B,)``; ``nan`` where undefined.
-    """
-    n_res, n = idx.shape
-    k_classes = probs.shape[1]
-    y_true = labels[idx]
-    y_pred = preds[idx]
-    acc = np.mean(y_true == y_pred, axis=1)
-
-    # Macro F1 from per-resample confusion matrices (sklearn averages over the classes present
-    # in the labels or the predictions; F1_k = 2 TP / (2 TP + FP + FN) = 2 TP / (support + pred)).
-    codes = (np.arange(n_res)[:, None] * k_classes + y_true) * k_classes + y_pred
-    cm = np.bincount(codes.ravel(), minlength=n_res * k_classes * k_classes)
-    cm = cm.reshape(n_res, k_classes, k_classes)
-    tp = np.diagonal(cm, axis1=1, axis2=2)
-    denom = cm.sum(axis=2) + cm.sum(axis=1)
-    scored = denom > 0
-    f1_k = np.divide(2.0 * tp, denom, out=np.zeros(denom.shape), where=scored)
-    f1 = f1_k.sum(axis=1) / scored.sum(axis=1)
-
-    # AUC by ranks, as the Mann-Whitney statistic with ties counting one half:
-    # AUC_k = sum over tie groups g of pos_g * (neg_below_g + neg_g / 2) / (n_pos n_neg), where
-    # pos_g, neg_g are the resample's counts of positive and negative cases in group g (the
-    # original cases sorted by score once, weighted by how often each was drawn).
-    weights = np.bincount(
-        (np.arange(n_res)[:, None] * n + idx).ravel(), minlength=n_res * n
-    ).reshape(n_res, n).astype(np.float64)
-    cols = np.array([1]) if k_classes == 2 else np.unique(labels)
-    auc_sum = np.zeros(n_res)
-    n_valid = np.zeros(n_res, dtype=np.int64)
-    for k in cols:
-        scores = probs[:, k]
-        order = np.argsort(scores, kind="stable")
-        ordered = scores[order]
-        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-        w = weights[:, order]
-        is_pos = labels[order] == k
-        pos_g = np.add.reduceat(np.where(is_pos, w, 0.0), starts, axis=1)
-        neg_g = np.add.reduceat(np.where(is_pos, 0.0, w), starts, axis=1)
-        below = np.cumsum(neg_g, axis=1) - neg_g
-        n_pos = pos_g.sum(axis=1)
-        n_neg = neg_g.sum(axis=1)
-        valid = (n_pos > 0) & (n_neg > 0)
-        num = np.sum(pos_g * (below + 0.5 * neg_g), axis=1)
-        auc_sum += np.divide(num, n_pos * n_neg, out=np.zeros(n_res), where=valid)
-        n_valid += valid
-    auc_b = np.full(n_res, np.nan)
-    ok = n_valid > 0
-    auc_b[ok] = auc_sum[ok] / n_valid[ok]
-    return {"auc": auc_b, "accuracy": acc, "f1_macro": f1}
-
-
-def _percentile_ci(values: np.ndarray, alpha: float) -> tuple[float | None, float | None]:
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return None, None
-    lo, hi = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return float(lo), float(hi)
-
-
 def _join_names(names: list[str]) -> str:
     text = ", ".join(names[:_MAX_NAMES])
     if len(names) > _MAX_NAMES:
@@ -521,36 +327,3 @@ def _finite_or_none(v) -> float | None:
         return None
     v = float(v)
     return v if math.isfinite(v) else None
-
-
-def _f3(v) -> str:
-    v = _finite_or_none(v)
-    return "n/a" if v is None else f"{v:.3f}"
-
-
-def _ci(ci) -> str:
-    if not ci or len(ci) != 2:
-        return "n/a"
-    lo, hi = (_finite_or_none(c) for c in ci)
-    return "n/a" if lo is None or hi is None else f"{lo:.2f}–{hi:.2f}"
-
-
-def _count(v) -> str:
-    return "n/a" if v is None else str(int(v))
-
-
-def _format_folds(s: dict, title: str) -> str:
-    def mean_sd(name: str) -> str:
-        entry = s.get(name) or {}
-        mean, sd = entry.get("mean"), entry.get("sd")
-        return f"{_f3(mean)} ± {_f3(sd)}" if mean is not None else "n/a"
-
-    lines = [
-        f"{title} ({_count(s.get('n_folds'))} folds, mean ± SD): AUC {mean_sd('auc')}, "
-        f"accuracy {mean_sd('accuracy')}, balanced accuracy {mean_sd('balanced_accuracy')}, "
-        f"macro F1 {mean_sd('f1_macro')}",
-        f"  macro precision {mean_sd('precision_macro')}, macro recall {mean_sd('recall_macro')}, "
-        f"specificity {mean_sd('specificity')}, weighted F1 {mean_sd('f1_weighted')}",
-    ]
-    lines += [f"Warning: {w}" for w in s.get("warnings", [])]
-    return "\n".join(lines)

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import Case
-from ..errors import CheckpointError
-from ..volume import Volume
-from .config import TrainConfig
-from .data import CaseInput, Preprocessor, normalise_channels
-from .engine import probabilities, resolve_device
+from mriviewer.core.errors import CheckpointError
+from mriviewer.core.volume import Volume
+from mriviewer.data.cases import Case
+from mriviewer.ml.config import TrainConfig
+from mriviewer.ml.device import resolve_device
+from mriviewer.ml.engine import probabilities
+from mriviewer.ml.preprocess import CaseInput, Preprocessor, normalise_channels
 
 __all__ = ["Predictor", "Prediction", "GradCamResult", "MAX_CAM_SLICES", "head_mask"]
 
@@ -136,7 +137,7 @@ class Predictor:
             CheckpointError: missing file, not an mriviewer checkpoint, an invalid config, or
                 weights that do not fit the model it names.
         """
-        from .checkpoint import load_checkpoint, model_from_checkpoint
+        from mriviewer.ml.checkpoint import load_checkpoint, model_from_checkpoint
 
         ckpt = load_checkpoint(path)
         model = model_from_checkpoint(ckpt)
@@ -156,9 +157,9 @@ class Predictor:
     def role_of(self, case) -> str:
         """``"train"``, ``"validation"``, ``"test"`` (the checkpoint's recorded split) or
         ``"external"`` for a case the run never saw. ``case`` is a :class:`Case` (matched by id
-        and by :func:`~mriviewer.datasets.case_identity`, so a case opened under another id is
+        and by :func:`~mriviewer.data.cases.case_identity`, so a case opened under another id is
         still recognised) or a case id."""
-        from ..datasets import case_identity
+        from mriviewer.data.cases import case_identity
 
         split = self.checkpoint.get("split", {})
         if self._roles is None:
@@ -262,7 +263,7 @@ class Predictor:
         """
         import torch
 
-        from .models import cam_layer_candidates
+        from mriviewer.ml.models.registry import cam_layer_candidates
 
         candidates = cam_layer_candidates(self.config.model)
         sizes: dict[str, tuple[int, ...]] = {}

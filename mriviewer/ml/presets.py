@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 
-from ..errors import ConfigError
-from .config import TrainConfig
+from mriviewer.core.errors import ConfigError
+from mriviewer.ml.config import TrainConfig
 
 __all__ = ["Preset", "list_presets", "get_preset", "config_from_preset"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DatasetError
+from mriviewer.core.errors import DatasetError
 
 __all__ = ["Split", "make_splits"]
 

@@ -13,7 +13,7 @@ def create_window(path: str | None = None, checkpoint: str | None = None):
     built-in demo."""
     from PySide6 import QtWidgets
 
-    from .main_window import MainWindow
+    from mriviewer.ui.main_window import MainWindow
 
     win = MainWindow()
     if path:

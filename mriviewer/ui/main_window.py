@@ -1,5 +1,5 @@
-"""The main window: binds the Qt-free :class:`~mriviewer.appmodel.AppModel` (dataset, case,
-checkpoint, predictions, Grad-CAM, training run) and :class:`~mriviewer.viewstate.ViewerState`
+"""The main window: binds the Qt-free :class:`~mriviewer.app.model.AppModel` (dataset, case,
+checkpoint, predictions, Grad-CAM, training run) and :class:`~mriviewer.app.viewer.ViewerState`
 (what is shown and how) to the views and controls. It holds no working state of its own.
 
 Docks: Cases (left), Display (left, below), Prediction and Train (right). All slow work
@@ -18,22 +18,22 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
-from .. import RESEARCH_ONLY, __version__
-from ..appmodel import AppModel, runs_dir
-from ..cache import default_cache
-from ..datasets import Case
-from ..errors import MriViewerError
-from ..ml.engine import EpochEvent, TrainResult
-from ..resample import resample_to_grid
-from ..viewstate import ViewerState
-from ..volume import MODALITIES, same_grid
-from . import settings as app_settings
-from .actions import ActionRegistry, ShortcutsDialog
-from .controls.case_browser import CaseBrowser
-from .controls.display_panel import DisplayPanel
-from .controls.train_panel import TrainPanel
-from .views.layout import ViewerLayout
-from .workers import WorkerPool
+from mriviewer import RESEARCH_ONLY, __version__
+from mriviewer.app.model import AppModel, runs_dir
+from mriviewer.app.viewer import ViewerState
+from mriviewer.cache.memory import default_cache
+from mriviewer.core.errors import MriViewerError
+from mriviewer.core.resample import resample_to_grid
+from mriviewer.core.volume import MODALITIES, same_grid
+from mriviewer.data.cases import Case
+from mriviewer.ml.events import EpochEvent, TrainResult
+from mriviewer.ui import settings as app_settings
+from mriviewer.ui.actions import ActionRegistry, ShortcutsDialog
+from mriviewer.ui.controls.case_browser import CaseBrowser
+from mriviewer.ui.controls.display_panel import DisplayPanel
+from mriviewer.ui.controls.train_panel import TrainPanel
+from mriviewer.ui.views.layout import ViewerLayout
+from mriviewer.ui.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class MainWindow(QtWidgets.QMainWindow):
     Signals (for scripting and tests): ``dataset_opened``, ``volume_shown(case_id)``,
     ``training_finished(object)`` (a TrainResult), ``predictions_ready``,
     ``gradcam_ready(case_id)``, ``error_shown(str)``, ``batch_finished(object)`` (an
-    :class:`~mriviewer.report.ExportSummary`).
+    :class:`~mriviewer.reporting.batch.ExportSummary`).
     """
 
     dataset_opened = QtCore.Signal()
@@ -336,12 +336,12 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.model.open_labelled_folders(sources)
 
     def open_dataset(self, ds) -> bool:
-        """Show a discovered or assembled :class:`~mriviewer.datasets.Dataset`."""
+        """Show a discovered or assembled :class:`~mriviewer.data.cases.Dataset`."""
         self.model.open_dataset(ds)
         return True
 
     def open_demo(self) -> None:
-        from ..demo import ensure_demo
+        from mriviewer.demo.dataset import ensure_demo
 
         self._set_busy(True, "Generating the demo dataset…")
         self.workers.start(ensure_demo, on_return=lambda p: (self._set_busy(False), self.open_path(p)),
@@ -487,9 +487,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _load_on_grid(self, case: Case, modality: str, choice: str):
         """Worker: every modality of the case decoded (parallel processes) and put on the common
-        grid (:func:`mriviewer.resample.case_on_grid`), with each file's own grid for the readout.
+        grid (:func:`mriviewer.cache.grid.case_on_grid`), with each file's own grid for the readout.
         Returns ``(volumes, reference, seg, native)``."""
-        from ..resample import case_on_grid
+        from mriviewer.cache.grid import case_on_grid
 
         vols, reference, seg = case_on_grid(case, self.cache, None, choice)
         if modality not in vols:
@@ -753,7 +753,8 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ export
     def export_report(self, path: str | Path) -> Path | None:
         """Write the PDF report of the selected case at the current crosshair."""
-        from ..report import build_report_inputs, write_case_report
+        from mriviewer.reporting.inputs import build_report_inputs
+        from mriviewer.reporting.pdf import write_case_report
 
         ok, why = self.model.can_report()
         if not ok:
@@ -782,7 +783,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return out
 
     def export_predictions(self, path: str | Path) -> Path | None:
-        from ..report import write_predictions_csv
+        from mriviewer.reporting.predictions_csv import write_predictions_csv
 
         ok, why = self.model.can_export_predictions()
         if not ok:
@@ -861,7 +862,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.load_checkpoint(path)
 
     def _checkpoint_manager(self) -> None:
-        from .controls.checkpoints import CheckpointDialog
+        from mriviewer.ui.controls.checkpoints import CheckpointDialog
 
         dlg = CheckpointDialog(runs_dir(), self.model.dataset, self)
         if dlg.exec() == QtWidgets.QDialog.DialogCode.Accepted and dlg.chosen:
@@ -877,7 +878,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Copy the loaded checkpoint (weights, config, split, metrics) to ``path`` atomically."""
         import shutil
 
-        from ..fileio import atomic_path
+        from mriviewer.core.files import atomic_path
 
         try:
             with atomic_path(path) as tmp:
@@ -902,8 +903,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def export_reports(self, out_dir: str | Path, case_ids: list[str] | None = None):
         """Batch export with a progress dialog and Cancel: one PDF per case and
-        ``predictions.csv`` (:func:`mriviewer.report.export_reports`). Returns the worker."""
-        from .controls.batch_export import run_batch_export
+        ``predictions.csv`` (:func:`mriviewer.reporting.batch.export_reports`). Returns the worker."""
+        from mriviewer.ui.controls.batch_export import run_batch_export
 
         return run_batch_export(self, out_dir, case_ids)
 
@@ -920,7 +921,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.save_screenshot(path)
 
     def _cache_dialog(self) -> None:
-        from .controls.cache_dialog import CacheDialog
+        from mriviewer.ui.controls.cache_dialog import CacheDialog
 
         CacheDialog(self).exec()
 

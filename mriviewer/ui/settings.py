@@ -67,7 +67,7 @@ def restore_display(state) -> None:
     try:
         if d.get("layout") in ("single", "grid"):
             state.set_layout(d["layout"])
-        from ..viewstate import WINDOW_PRESETS
+        from mriviewer.app.viewer import WINDOW_PRESETS
 
         if d.get("default_window") in WINDOW_PRESETS:
             state.default_window = d["default_window"]

@@ -1,4 +1,4 @@
-"""Batch export of per-case PDF reports from the GUI: :func:`mriviewer.report.export_reports`
+"""Batch export of per-case PDF reports from the GUI: :func:`mriviewer.reporting.batch.export_reports`
 in a worker, a progress dialog with Cancel, and a summary naming the cases that failed."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def run_batch_export(window, out_dir: str | Path, case_ids: list[str] | None = N
     The Grad-CAM maps and predictions already computed in the app model are reused. Returns the
     worker; the window's ``statusBar`` and a message say what was written.
     """
-    from ...report import export_reports
+    from mriviewer.reporting.batch import export_reports
 
     model = window.model
     ok, why = model.can_batch_export()

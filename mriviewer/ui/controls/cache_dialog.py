@@ -1,11 +1,11 @@
 """Tools ▸ Volume cache: where the disk caches are, what they hold, and a Clear button
-(:func:`mriviewer.cache.cache_info`, :func:`mriviewer.cache.clear_cache`)."""
+(:func:`mriviewer.cache.admin.cache_info`, :func:`mriviewer.cache.admin.clear_cache`)."""
 
 from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from ...cache import size_text
+from mriviewer.cache.admin import size_text
 
 __all__ = ["CacheDialog", "cache_text"]
 
@@ -15,8 +15,8 @@ def _size(n) -> str:
 
 
 def cache_text() -> str:
-    """HTML summary of :func:`mriviewer.cache.cache_info`."""
-    from ...cache import cache_info
+    """HTML summary of :func:`mriviewer.cache.admin.cache_info`."""
+    from mriviewer.cache.admin import cache_info
 
     info = cache_info()
     v, s = info["volumes"], info["samples"]
@@ -51,7 +51,7 @@ class CacheDialog(QtWidgets.QDialog):
 
     def clear(self) -> int:
         """Empty the caches; returns the bytes freed."""
-        from ...cache import clear_cache
+        from mriviewer.cache.admin import clear_cache
 
         freed = clear_cache()
         self.label.setText(f"Freed {_size(freed)}.<br><br>" + cache_text())

@@ -1,13 +1,13 @@
 """The case browser: a sortable, filterable table of the open dataset's cases (id, label,
 prediction, probability, split, modalities, errors) bound to the
-:class:`~mriviewer.appmodel.AppModel`, with a search box (case id) and a filter (labelled,
+:class:`~mriviewer.app.model.AppModel`, with a search box (case id) and a filter (labelled,
 predicted, misclassified, with errors, by split). Errors show on hover."""
 
 from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ...appmodel import CASE_COLUMNS, AppModel
+from mriviewer.app.model import CASE_COLUMNS, AppModel
 
 __all__ = ["CaseBrowser", "CaseTableModel", "CaseFilter", "FILTERS"]
 

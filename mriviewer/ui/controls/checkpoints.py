@@ -64,7 +64,7 @@ class CheckpointDialog(QtWidgets.QDialog):
 
     def scan(self) -> None:
         """Fill the table from the checkpoints under the folder (three levels deep at most)."""
-        from ...ml.checkpoint import find_checkpoints
+        from mriviewer.ml.checkpoint import find_checkpoints
 
         root = Path(self.root_edit.text()).expanduser()
         QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)

@@ -1,4 +1,4 @@
-"""Display controls bound to :class:`~mriviewer.viewstate.ViewerState`: layout, modality,
+"""Display controls bound to :class:`~mriviewer.app.viewer.ViewerState`: layout, modality,
 window/level (level and width boxes, a pyqtgraph ``HistogramLUTItem`` of the whole volume with
 draggable levels, presets, reset) and the overlays (Grad-CAM: toggle, colour map, opacity,
 threshold; segmentation: toggle, opacity)."""
@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ...viewstate import WINDOW_PRESETS, ViewerState
+from mriviewer.app.viewer import WINDOW_PRESETS, ViewerState
 
 __all__ = ["DisplayPanel", "CMAPS"]
 

@@ -25,10 +25,10 @@ from pathlib import Path
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ...errors import ConfigError
-from ...ml.config import CHOICES, MODEL_NAMES, RANGES, TrainConfig, is_3d_model
-from ...ml.engine import EpochEvent, FoldEvent, LogEvent, ProgressEvent
-from ...ml.presets import Preset, list_presets
+from mriviewer.core.errors import ConfigError
+from mriviewer.ml.config import CHOICES, MODEL_NAMES, RANGES, TrainConfig, is_3d_model
+from mriviewer.ml.events import EpochEvent, FoldEvent, LogEvent, ProgressEvent
+from mriviewer.ml.presets import Preset, list_presets
 
 __all__ = ["TrainPanel", "GROUPS", "device_description"]
 
@@ -915,8 +915,8 @@ class TrainPanel(QtWidgets.QWidget):
         """Fill every editor from a checkpoint's config and set its weights as ``pretrained``
         (:func:`mriviewer.ml.checkpoint.describe_checkpoint`). Returns False (and says why in the
         log) when the file is not a usable checkpoint."""
-        from ...errors import CheckpointError
-        from ...ml.checkpoint import load_checkpoint
+        from mriviewer.core.errors import CheckpointError
+        from mriviewer.ml.checkpoint import load_checkpoint
 
         try:
             cfg = load_checkpoint(path, mmap=True)["config"]  # the config only: weights mapped, not read

@@ -7,9 +7,10 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
-from ...display import LABEL_NAMES, PLANES, colormap_lut
-from ...viewstate import ViewerState
-from .slice_view import SliceView
+from mriviewer.app.viewer import ViewerState
+from mriviewer.core.colour import LABEL_NAMES, colormap_lut
+from mriviewer.core.planes import PLANES
+from mriviewer.ui.views.slice_view import SliceView
 
 __all__ = ["ViewerLayout", "CursorPanel", "MAX_GRID_MODALITIES"]
 
@@ -59,7 +60,7 @@ class CursorPanel(QtWidgets.QWidget):
             return
         self.text.setText(readout_html(st))
         labels = st.segmentation_labels() if st.segmentation_visible else []
-        from ...display import LABEL_COLOURS
+        from mriviewer.core.colour import LABEL_COLOURS
 
         items = []
         for v in labels:

@@ -1,6 +1,6 @@
 """One anatomical plane: a pyqtgraph ``ViewBox`` with an ``ImageItem`` for the slice, one for the
 segmentation and one for the Grad-CAM overlay, two ``InfiniteLine``s for the crosshair and
-orientation letters at the edges. It reads and writes :class:`~mriviewer.viewstate.ViewerState`
+orientation letters at the edges. It reads and writes :class:`~mriviewer.app.viewer.ViewerState`
 and holds no state of its own beyond what it draws.
 
 Colour tables live in the items (``ImageItem.setLookupTable`` with fixed ``levels``): a redraw
@@ -22,17 +22,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ...display import (
-    label_lut,
+from mriviewer.app.viewer import ViewerState
+from mriviewer.core.colour import label_lut, overlay_lut
+from mriviewer.core.planes import (
     orientation_letters,
-    overlay_lut,
     pixel_size_mm,
     plane_axes,
     plane_slice,
     screen_to_voxel,
     voxel_to_screen,
 )
-from ...viewstate import ViewerState
 
 __all__ = ["SliceView", "WL_PIXELS"]
 

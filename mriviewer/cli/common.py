@@ -1,0 +1,59 @@
+"""What several subcommands share: discovering ``--data``, formatting a figure, predicting every case.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from mriviewer.core.errors import MriViewerError
+
+
+def _discover(path, assign: list[str], volume: int = 1):
+    """discover() (or assemble() for several / labelled ``--data`` values) plus the user's
+    modality assignments and 4D volume choice (1-based)."""
+    from mriviewer.data.assemble import assemble, parse_data_args
+    from mriviewer.data.cases import assign_modality
+    from mriviewer.data.discover import discover
+
+    if isinstance(path, (list, tuple)):
+        parsed = parse_data_args(list(path))
+        if len(parsed) == 1 and parsed[0][0] is None:
+            ds = discover(parsed[0][1])
+        elif any(label is None for label, _ in parsed):
+            raise MriViewerError("with several --data values, give each a class: --data LABEL=PATH")
+        else:
+            ds = assemble(parsed)
+    else:
+        ds = discover(path)
+    if volume < 1:
+        raise MriViewerError(f"--volume {volume}: volumes are numbered from 1")
+    for case in ds.cases:
+        for src in case.modalities.values():
+            src.volume_index = volume - 1
+    for item in assign or []:
+        if "=" not in item:
+            raise MriViewerError(f"--assign {item!r}: expected OLD=NEW, e.g. other=T2w")
+        old, new = (v.strip() for v in item.split("=", 1))
+        assign_modality(ds, old, new)
+    return ds
+
+
+def _f(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 4)
+
+
+def _predict_all(predictor, ds, allow_missing: bool):
+    """Predictions of every case of ``ds`` that has the model's modalities (others reported)."""
+    from mriviewer.cache.memory import default_cache
+
+    missing = predictor.check_modalities(ds.modalities, allow_missing)
+    if missing:
+        print(f"warning: predicting with zeros for {', '.join(missing)} (--allow-missing-modality)", file=sys.stderr)
+    preds = []
+    for case in ds.cases:
+        try:
+            preds.append(predictor.predict(case, default_cache().get))
+        except MriViewerError as exc:
+            print(f"case {case.case_id} skipped: {exc}", file=sys.stderr)
+    return preds

@@ -1,0 +1,151 @@
+"""``mriviewer predict``, ``mriviewer evaluate`` and ``mriviewer cam-check``: a checkpoint on a dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from mriviewer.cli.common import _discover, _f, _predict_all
+from mriviewer.core.errors import MriViewerError
+
+
+def _cmd_predict(args) -> int:
+    from mriviewer.ml.predict import Predictor
+    from mriviewer.reporting.predictions_csv import write_predictions_csv
+
+    predictor = Predictor.load(args.checkpoint, args.device)
+    ds = _discover(args.data, args.assign, args.volume)
+    preds = _predict_all(predictor, ds, args.allow_missing_modality)
+    if not preds:
+        raise MriViewerError(f"{', '.join(args.data)}: no case could be predicted")
+    by_id = {c.case_id: c for c in ds.cases}
+    write_predictions_csv(preds, predictor.class_names, args.out, ds, role=lambda cid: predictor.role_of(by_id[cid]))
+    roles = {}
+    for p in preds:
+        r = predictor.role_of(by_id[p.case_id])
+        roles[r] = roles.get(r, 0) + 1
+    print(f"{len(preds)} predictions written to {args.out} (split: "
+          + ", ".join(f"{k} {v}" for k, v in roles.items()) + ")", file=sys.stderr)
+    if roles.get("train") or roles.get("validation"):
+        print("note: cases marked train/validation were used to fit or choose this model; "
+              "only test and external rows measure it", file=sys.stderr)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    """Metrics of a checkpoint on a labelled set, as ``metrics.json``'s ``"test"``: classes are
+    matched by name; cases the model was trained or selected on are left out unless asked."""
+    import numpy as np
+
+    from mriviewer.core.files import write_json
+    from mriviewer.ml.metrics import classification_metrics
+    from mriviewer.ml.metrics_text import format_metrics
+    from mriviewer.ml.predict import Predictor
+    from mriviewer.reporting.predictions_csv import write_predictions_csv
+
+    predictor = Predictor.load(args.checkpoint, args.device)
+    ds = _discover(args.data, args.assign, args.volume)
+    if ds.task == "none":
+        raise MriViewerError(f"{', '.join(args.data)}: no labels found; evaluate needs a labelled set")
+    names = predictor.class_names
+    unknown = [n for n in ds.class_names if n not in names]
+    labelled = [c for c in ds.labelled()]
+    warnings = []
+    if unknown:
+        skipped = [c for c in labelled if ds.class_names[c.label] in unknown]
+        labelled = [c for c in labelled if ds.class_names[c.label] not in unknown]
+        warnings.append(f"classes not known to the model, {len(skipped)} case(s) left out: {', '.join(unknown)}")
+    seen = {c.case_id for c in labelled if predictor.role_of(c) in ("train", "validation")}
+    if seen and not args.include_seen:
+        labelled = [c for c in labelled if c.case_id not in seen]
+        warnings.append(f"{len(seen)} case(s) the model was trained or selected on were left out")
+    elif seen:
+        warnings.append(f"{len(seen)} case(s) the model was trained or selected on are included: the figures flatter it")
+    sub = type(ds)(ds.root, ds.layout, labelled, ds.class_names, ds.label_source, ds.warnings, ds.patient_ids)
+    preds = _predict_all(predictor, sub, args.allow_missing_modality)
+    if not preds:
+        raise MriViewerError(f"{', '.join(args.data)}: no labelled case could be predicted")
+    labels = np.array([names.index(ds.class_names[p.label]) for p in preds])
+    probs = np.stack([p.probs for p in preds])
+    m = classification_metrics(labels, probs, names)
+    m["warnings"] = warnings + m["warnings"]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "metrics.json", {"test": m, "external": True, "checkpoint": str(args.checkpoint),
+                                      "data": [str(d) for d in args.data], "warnings": m["warnings"]})
+    by_id = {c.case_id: c for c in ds.cases}
+    write_predictions_csv(preds, names, out / "predictions.csv", ds, role=lambda cid: predictor.role_of(by_id[cid]))
+    print(format_metrics(m, title="External test"), file=sys.stderr)
+    print(json.dumps({"metrics": str(out / "metrics.json"), "auc": _f(m.get("auc")), "n_cases": m["n_cases"]}))
+    return 0
+
+
+def _cmd_cam_check(args) -> int:
+    """Grad-CAM against tumour masks; last line ``pointing_game=H baseline=B energy_in_mask=E``."""
+    import numpy as np
+
+    from mriviewer.cache.memory import default_cache
+    from mriviewer.core.files import json_safe
+    from mriviewer.core.resample import resample_volume
+    from mriviewer.data.cases import ModalitySource
+    from mriviewer.ml.camcheck import score_case, summarise
+    from mriviewer.ml.predict import Predictor, head_mask
+
+    predictor = Predictor.load(args.checkpoint, args.device)
+    ds = _discover(args.data, args.assign, args.volume)
+    cases = [c for c in ds.cases if c.segmentation is not None]
+    if not cases:
+        raise MriViewerError(f"{', '.join(args.data)}: no case has a tumour mask (BraTS seg / GT_W)")
+    if args.max_cases:
+        cases = cases[:args.max_cases]
+    predictor.check_modalities(ds.modalities)
+    explain = None
+    if args.explain is not None:
+        if args.explain not in predictor.class_names:
+            raise MriViewerError(f"--class {args.explain!r}: the model's classes are {', '.join(predictor.class_names)}")
+        explain = predictor.class_names.index(args.explain)
+    cache = default_cache()
+    rows = []
+    for case in cases:
+        try:
+            # Explain the class asked for, else the case's true class when known, else the prediction.
+            known = case.label is not None and ds.label_name(case) in predictor.class_names
+            g = predictor.gradcam(case, cache.get, explain if explain is not None else
+                                  predictor.class_names.index(ds.label_name(case)) if known else None)
+            seg = cache.get(ModalitySource("SEG", case.segmentation, "nifti"))
+            ref = g.reference
+            mask = resample_volume(seg, ref.shape, ref.affine, nearest=True).data > 0.5
+            if not mask.any():
+                print(f"case {case.case_id}: empty mask, skipped", file=sys.stderr)
+                continue
+            brain = head_mask(ref.data) > 0
+            s = score_case(g.cam, mask, brain)
+        except (MriViewerError, ValueError) as exc:
+            print(f"case {case.case_id} skipped: {exc}", file=sys.stderr)
+            continue
+        s["case_id"] = case.case_id
+        s["role"] = predictor.role_of(case)
+        rows.append(s)
+        print(f"{case.case_id:<30} {s['role']:<10} hit {round(s['hit'], 2)}  "
+              f"energy_in_mask {s['energy_in_mask']:.3f}  chance {s['baseline_hit']:.3f}"
+              + ("  (empty map: no positive evidence, counted as a miss)" if s["empty"] else ""), file=sys.stderr)
+    if not rows:
+        raise MriViewerError("no case could be scored")
+    summary = summarise(rows)
+    if args.json:
+        print(json.dumps(json_safe({"cases": rows, "summary": summary}), indent=2))
+    lo, hi = summary["pointing_game_ci"]
+    verdict = "beats" if summary["beats_chance"] else "does not beat"
+    print(f"{summary['n_cases']} cases: pointing game {summary['pointing_game']:.2f} (95% CI {lo:.2f}–{hi:.2f}) vs "
+          f"chance {summary['baseline']:.3f}; energy in mask {summary['energy_in_mask']:.3f} vs uniform "
+          f"{summary['baseline_energy']:.3f} — the map {verdict} chance.", file=sys.stderr)
+    if summary["empty_maps"]:
+        print(f"warning: {summary['empty_maps']} of {summary['n_cases']} Grad-CAM maps are empty (no positive "
+              "evidence for the class at the layer read); they count as misses", file=sys.stderr)
+    if any(r["role"] in ("train", "validation") for r in rows):
+        print("note: some scored cases were used to train or choose the model", file=sys.stderr)
+    print(f"pointing_game={summary['pointing_game']:.3f} baseline={summary['baseline']:.3f} "
+          f"energy_in_mask={np.nan_to_num(summary['energy_in_mask']):.3f}")
+    return 0

@@ -1,0 +1,138 @@
+"""``mriviewer info``, ``mriviewer cache`` and ``mriviewer convert``: what a folder holds, the caches, a series written as NIfTI.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from mriviewer import __version__
+from mriviewer.cli.common import _discover
+from mriviewer.core.errors import MriViewerError
+
+
+def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] | None = None,
+                 volume: int = 1) -> dict:
+    """JSON-ready description of what :func:`~mriviewer.data.discover.discover` finds at ``path``.
+
+    Returns:
+        ``{"root", "layout", "task", "class_names", "label_source", "warnings", "cases": [
+        {"case_id", "label", "label_name", "modalities": {name: null | {"path", "shape",
+        "spacing_mm", "affine", "axcodes", "acquisition_plane", "reason"}}, "errors"}]}``.
+        Standard modalities a case lacks are ``null``; ``reason`` says why a source is that
+        modality (``ModalitySource.reason``, e.g. "file name '3_AX_T2_FLAIR' ends in 'flair'").
+    """
+    from mriviewer.cache.memory import default_cache
+    from mriviewer.core.volume import MODALITIES
+
+    ds = _discover(path, assign or [], volume)
+    cases = []
+    for case in ds.cases:
+        mods: dict = {}
+        names = list(MODALITIES) if not case.is_2d else []
+        names += [m for m in case.modalities if m not in names]
+        errors = list(case.errors)
+        present = [m for m in names if m in case.modalities]
+        # A case's series decode together, in parallel worker processes.
+        loaded = default_cache().get_many([case.modalities[m] for m in present]) if read_headers else []
+        for m in names:
+            src = case.modalities.get(m)
+            if src is None:
+                mods[m] = None
+            elif not read_headers:
+                mods[m] = {"path": str(src.path)}
+            elif isinstance(vol := loaded[present.index(m)], MriViewerError):
+                mods[m] = {"path": str(src.path), "error": str(vol)}
+                errors.append(str(vol))
+            else:
+                mods[m] = vol.describe()
+            if src is not None:
+                mods[m]["reason"] = getattr(src, "reason", "")
+        label_name = ds.label_name(case)
+        cases.append({"case_id": case.case_id, "label": case.label, "label_name": label_name,
+                      "modalities": mods, "errors": errors})
+    return {
+        "root": str(ds.root), "layout": ds.layout, "task": ds.task, "class_names": ds.class_names,
+        "label_source": str(ds.label_source) if ds.label_source else None,
+        "patient_ids": ds.patient_ids, "warnings": ds.warnings, "cases": cases,
+    }
+
+
+def _cmd_info(args) -> int:
+    from mriviewer.core.files import json_safe
+
+    info = dataset_info(args.path, read_headers=not args.no_headers, assign=args.assign, volume=args.volume)
+    loaded = args.no_headers or any(
+        d and "shape" in d for c in info["cases"] for d in c["modalities"].values()
+    )
+    if args.json:
+        print(json.dumps(json_safe(info), indent=2))
+        if not loaded:
+            print(f"mriviewer: error: {args.path}: no case could be loaded (see errors)", file=sys.stderr)
+        return 0 if loaded else 2
+    print(f"{info['root']}: {info['layout']}, {len(info['cases'])} case(s), task {info['task']}")
+    for w in info["warnings"]:
+        print(f"  warning: {w}")
+    for c in info["cases"]:
+        present = {m: d for m, d in c["modalities"].items() if d}
+        desc = ", ".join(
+            f"{m} {'x'.join(map(str, d['shape']))} {d['axcodes']} {d['acquisition_plane']}" if "shape" in d else m
+            for m, d in present.items()
+        )
+        print(f"  {c['case_id']}  label={c['label_name']}  {desc}")
+        for m, d in present.items():
+            if d.get("reason"):
+                print(f"    {m}: {d['reason']}")
+        for e in c["errors"]:
+            print(f"    error: {e}")
+    if not loaded:
+        print(f"mriviewer: error: {args.path}: no case could be loaded (see errors)", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_convert(args) -> int:
+    """Write one volume as NIfTI: data in its stored (I, J, K) order with the voxel→RAS affine
+    as sform and qform (code 1, scanner), like dcm2niix; no reorientation or resampling."""
+    import nibabel as nib
+
+    from mriviewer.cache.memory import default_cache
+
+    ds = _discover(args.path, args.assign, args.volume)
+    if args.case:
+        case = ds.case(args.case)
+    elif len(ds.cases) == 1:
+        case = ds.cases[0]
+    else:
+        ids = ", ".join(c.case_id for c in ds.cases[:5])
+        raise MriViewerError(f"{args.path}: {len(ds.cases)} cases ({ids}, …); choose one with --case")
+    modality = args.modality or case.first_modality()
+    if modality not in case.modalities:
+        raise MriViewerError(f"case {case.case_id}: no {modality} (present: {', '.join(case.modalities) or 'none'})")
+    vol = default_cache().get(case.modalities[modality])
+    out = Path(args.out)
+    if not (out.name.endswith(".nii") or out.name.endswith(".nii.gz")):
+        raise MriViewerError(f"{out}: the output name must end in .nii or .nii.gz")
+    img = vol.to_nifti()
+    img.header["descrip"] = f"mriviewer {__version__} {modality}".encode()[:79]
+    from mriviewer.core.files import atomic_path
+
+    with atomic_path(out, keep_suffix=True) as tmp:  # a full disk leaves no partial .nii.gz
+        nib.save(img, str(tmp))
+    print(f"{case.case_id} {modality} {'x'.join(map(str, vol.shape))} {''.join(vol.axcodes)} -> {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_cache(args) -> int:
+    """``cache --info`` / ``--clear`` (:func:`mriviewer.cache.admin.cache_info`, :func:`~mriviewer.cache.admin.clear_cache`)."""
+    from mriviewer.cache.admin import cache_info, clear_cache, format_cache_info, format_cleared
+
+    info = cache_info()
+    if args.clear:
+        freed = clear_cache()
+        print(json.dumps({"removed": info, "bytes_freed": freed}, indent=2) if args.json
+              else format_cleared(info, freed))
+        return 0
+    print(json.dumps(info, indent=2) if args.json else format_cache_info(info))
+    return 0

@@ -1,0 +1,93 @@
+"""Pixel data: a fast path for uncompressed little-endian data (no pydicom pixel handler), pydicom's
+decoders otherwise, excess-bytes detection, and the modality rescale (PS3.3 C.11.1.1.2).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from mriviewer.core.errors import LoadError
+from mriviewer.io.dicom.headers import _HEADER_ERRORS, _UNCOMPRESSED, _UNCOMPRESSED_LE
+
+
+def _fast_pixels(ds: pydicom.Dataset) -> np.ndarray | None:
+    """Single-frame, single-sample, uncompressed little-endian pixels straight from the byte
+    buffer — the common MR case — or ``None`` to use pydicom's pixel handlers. Unsigned data
+    keep only their BitsStored low bits; signed data with unused high bits (which need sign
+    extension) go to pydicom."""
+    try:
+        if str(ds.file_meta.TransferSyntaxUID) not in _UNCOMPRESSED_LE:
+            return None
+        bits, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+        signed = int(ds.PixelRepresentation) == 1
+        if int(ds.get("SamplesPerPixel", 1)) != 1 or int(ds.get("NumberOfFrames", 1) or 1) != 1:
+            return None
+        if bits not in (8, 16) or (signed and stored != bits):
+            return None
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        buf = ds.PixelData
+        dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+        if len(buf) < rows * cols * dtype.itemsize:
+            return None  # truncated: let pydicom say so
+        px = np.frombuffer(buf, dtype=dtype, count=rows * cols).reshape(rows, cols)
+        if stored < bits:  # bits above BitsStored are not pixel data (PS3.5 8.1.1; pydicom masks)
+            mask = (1 << stored) - 1
+            if px.max() > mask:
+                px = px & np.array(mask, dtype=dtype)
+        return px
+    except _HEADER_ERRORS:
+        return None
+
+
+def _raw_pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
+    """Stored pixel values (no rescale): :func:`_fast_pixels`, else pydicom's pixel handlers
+    (compressed syntaxes through the pydicom plugins: gdcm, pylibjpeg, pyjpegls, Pillow).
+
+    Raises:
+        LoadError: no pixel data, more uncompressed bytes than the header describes
+            (:func:`_excess_pixel_bytes`; the data would load as garbage), or undecodable.
+    """
+    if "PixelData" not in ds:
+        raise LoadError(path, "DICOM file has no pixel data")
+    excess = _excess_pixel_bytes(ds)
+    if excess:
+        raise LoadError(path, excess)
+    fast = _fast_pixels(ds)
+    if fast is not None:
+        return fast
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ds.pixel_array
+    except Exception as exc:
+        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
+        hint = ""
+        if str(ts) == "1.2.840.10008.1.2.4.51" and int(ds.get("BitsStored", 8) or 8) > 8:
+            hint = ('; 12-bit JPEG Extended needs the GPL decoder: pip install "mriviewer[jpeg-gpl]"')
+        raise LoadError(
+            path, f"cannot decode pixel data (transfer syntax {ts}: {type(exc).__name__}: {exc}){hint}"
+        ) from exc
+
+
+def _excess_pixel_bytes(ds: pydicom.Dataset) -> str | None:
+    """For uncompressed pixel data longer than Rows × Columns × frames × samples ×
+    BitsAllocated / 8 (plus one byte of padding): why the header does not describe the data
+    (e.g. a wrong BitsAllocated or Rows), which would otherwise load as garbage."""
+    try:
+        if str(ds.file_meta.TransferSyntaxUID) not in _UNCOMPRESSED:
+            return None
+        bits = int(ds.BitsAllocated)
+        n = (int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames", 1) or 1)
+             * int(ds.get("SamplesPerPixel", 1) or 1))
+        expected = (n * bits + 7) // 8
+        actual = len(ds.PixelData)
+    except (*_HEADER_ERRORS, KeyError):
+        return None
+    if actual > expected + 1:
+        return (f"pixel data holds {actual} bytes but Rows, Columns and BitsAllocated describe "
+                f"{expected}: the header does not describe the image")
+    return None

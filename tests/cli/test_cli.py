@@ -1,0 +1,211 @@
+"""The command line: info, train, predict, report, demo, and clean errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mriviewer.cli import main
+
+from tests.conftest import real_data
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mriviewer", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_info_json_on_demo(demo_dir, capsys):
+    assert main(["info", str(demo_dir), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["layout"] == "rsna-miccai" and len(info["cases"]) == 12
+    case = info["cases"][0]
+    assert set(case) >= {"case_id", "label", "modalities", "errors"}
+    flair = case["modalities"]["FLAIR"]
+    assert set(flair) >= {"path", "shape", "spacing_mm", "affine", "axcodes", "acquisition_plane"}
+    assert len(flair["affine"]) == 4 and flair["acquisition_plane"] in ("axial", "coronal", "sagittal")
+    assert any(c["modalities"]["T1wCE"] is None for c in info["cases"])
+
+
+def test_info_json_on_real_rsna(capsys):
+    root = real_data("rsna-miccai")
+    assert main(["info", str(root), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    (case,) = info["cases"]
+    assert case["case_id"] == "00046" and case["label"] == 1
+    assert case["modalities"]["T1w"] is None
+    flair = case["modalities"]["FLAIR"]
+    assert flair["shape"] == [512, 512, 143] and flair["acquisition_plane"] == "coronal"
+    assert flair["axcodes"] == "LIP"
+
+
+def test_bad_input_is_one_line_no_traceback(tmp_path):
+    r = run_cli("info", str(tmp_path / "nope"))
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    assert "nope" in r.stderr
+    r = run_cli("train", "--data", str(tmp_path), "--model", "vgg", "--epochs", "1", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_train_predict_report(demo_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(demo_dir), "--model", "resnet18-2d", "--epochs", "2", "--out", str(out),
+                 "--image-size", "32", "--slices-per-case", "3", "--device", "cpu", "--pretrained", "none"]) == 0
+    for name in ("best.pt", "config.json", "metrics.json"):
+        assert (out / name).is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"train_loss", "val_loss", "val_auc"} <= set(metrics["epochs"][0])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["checkpoint"].endswith("best.pt")
+
+    preds = tmp_path / "preds.csv"
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), "--data", str(demo_dir), "--out", str(preds)]) == 0
+    rows = list(csv.DictReader(preds.open()))
+    assert len(rows) == 12
+    assert {"case_id", "true_label", "predicted_class", "p_MGMT methylated"} <= set(rows[0])
+
+    pdf = tmp_path / "r.pdf"
+    case_id = rows[0]["case_id"]
+    assert main(["report", "--checkpoint", str(out / "best.pt"), "--data", str(demo_dir), "--case", case_id,
+                 "--out", str(pdf)]) == 0
+    text = pdf_text(pdf)
+    assert "Research use only" in text and f"case {case_id}" in text and "Predicted class" in text
+
+
+def pdf_text(path) -> str:
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() for page in PdfReader(str(path)).pages)
+
+
+@pytest.mark.parametrize("args", [["--version"]])
+def test_version(args, capsys):
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "mriviewer" in capsys.readouterr().out
+
+
+def test_convert_rsna_series_to_nifti(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from mriviewer.io.readers import load_volume
+
+    folder = real_data("rsna-miccai/train/00046/FLAIR")
+    out = tmp_path / "flair.nii.gz"
+    assert main(["convert", str(folder.parents[2]), "--modality", "FLAIR", "--out", str(out)]) == 0
+    img = nib.load(str(out))
+    ours = load_volume(folder)
+    np.testing.assert_allclose(img.affine, ours.affine, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(img.dataobj), ours.data)
+    assert "".join(nib.aff2axcodes(img.affine)) == "LIP"
+    assert int(img.header["sform_code"]) == 1 and int(img.header["qform_code"]) == 1
+    # An independent reader of the original series puts voxel (0, 0, 0) where the NIfTI says.
+    sitk = pytest.importorskip("SimpleITK")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    first = np.array(reader.Execute().TransformIndexToPhysicalPoint([0, 0, 0])) * [-1, -1, 1]
+    np.testing.assert_allclose(img.affine[:3, 3], first, atol=1e-3)
+
+
+def test_convert_needs_a_case_when_several(tmp_path, demo_dir, capsys):
+    assert main(["convert", str(demo_dir), "--out", str(tmp_path / "x.nii.gz")]) == 2
+    assert "--case" in capsys.readouterr().err
+    assert main(["convert", str(demo_dir), "--case", "00001", "--modality", "T2w", "--out", str(tmp_path / "x.nii.gz")]) == 0
+
+
+def test_assign_modality_override(tmp_path, capsys):
+    folder = real_data("dicom-transfer-syntaxes")
+    assert main(["info", str(folder), "--json", "--assign", "other=T2w"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert all(c["modalities"]["T2w"] is not None for c in info["cases"])
+    assert main(["info", str(folder), "--assign", "FLAIR=T2w"]) == 2  # no case has FLAIR
+
+
+def test_4d_nifti_volume_choice(tmp_path, capsys):
+    import nibabel as nib
+    import numpy as np
+
+    data = np.stack([np.full((4, 5, 6), v, np.float32) for v in (10, 20, 30)], axis=-1)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "fmri_t2.nii.gz"))
+    out = tmp_path / "v2.nii.gz"
+    assert main(["convert", str(tmp_path / "fmri_t2.nii.gz"), "--volume", "2", "--out", str(out)]) == 0
+    assert np.asarray(nib.load(str(out)).dataobj).max() == 20
+    assert main(["info", str(tmp_path / "fmri_t2.nii.gz"), "--json", "--volume", "3"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert "3 volumes" in " ".join(info["cases"][0]["modalities"]["T2w"]["warnings"])
+    assert main(["convert", str(tmp_path / "fmri_t2.nii.gz"), "--volume", "9", "--out", str(out)]) == 2
+
+
+def test_assembled_classes_confound_report_evaluate_and_cam_check(tmp_path, capsys):
+    """--data LABEL=PATH from two 'sites' whose voxel spacing differs: the run warns of the
+    confound, the PDF report repeats it next to the test figures, predict marks roles, evaluate
+    leaves seen cases out, and cam-check ends with its key=value line."""
+    from tests.phantoms import make_lesion_phantoms
+
+    a = make_lesion_phantoms(tmp_path / "site-a", n_cases=8, seed=1, spacing_mm=2.0)
+    b = make_lesion_phantoms(tmp_path / "site-b", n_cases=8, seed=2, spacing_mm=1.0)
+    out = tmp_path / "run"
+    data = ["--data", f"tumour={a}", "--data", f"healthy={b}"]
+    assert main(["train", *data, "--model", "cnn3d", "--epochs", "1", "--out", str(out), "--split", "50/25/25",
+                 "--set", "image_size=32", "--set", "depth=8", "--set", "batch_size=4", "--set", "augment={}",
+                 "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "Confound: class 'tumour' comes only from source site-a" in err and "voxel spacing differs" in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert any(w.startswith("Confound") for w in metrics["warnings"])
+    assert json.loads((out / "config.json").read_text())["overrides"]["split"] == [0.5, 0.25, 0.25]
+    # The same --out again is refused without --overwrite.
+    assert main(["train", *data, "--model", "cnn3d", "--epochs", "1", "--out", str(out)]) == 2
+
+    pdf = tmp_path / "r.pdf"
+    case_id = metrics["split"]["test"][0]
+    assert main(["report", "--checkpoint", str(out / "best.pt"), *data, "--case", case_id, "--out", str(pdf)]) == 0
+    text = pdf_text(pdf)
+    assert "Test set" in text and "Confound" in text
+
+    preds = tmp_path / "p.csv"
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), *data, "--out", str(preds)]) == 0
+    roles = {r["case_id"]: r["split"] for r in csv.DictReader(preds.open())}
+    assert roles[case_id] == "test" and set(roles.values()) == {"train", "validation", "test"}
+
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), *data, "--out", str(tmp_path / "ev")]) == 0
+    ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert ev["test"]["n_cases"] == len(metrics["split"]["test"])  # train and validation cases left out
+    assert any("left out" in w for w in ev["warnings"])
+
+    capsys.readouterr()
+    assert main(["cam-check", "--checkpoint", str(out / "best.pt"), *data, "--class", "tumour", "--max-cases", "3"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("pointing_game=") and " baseline=" in last and " energy_in_mask=" in last
+
+
+def test_presets_listing(capsys):
+    assert main(["presets", "--json"]) == 0
+    presets = json.loads(capsys.readouterr().out)
+    assert {p["name"] for p in presets} >= {"mgmt-resnet18-2d", "grading-r2plus1d-18", "tumour-type-resnet18-2d"}
+    assert all({"version", "task", "paper", "summary", "config"} <= set(p) for p in presets)
+
+
+def test_demo_twice_is_one_line_and_numeric_case_ids_match(tmp_path, demo_dir):
+    out = tmp_path / "d"
+    assert main(["demo", "--out", str(out), "--cases", "2"]) == 0
+    r = run_cli("demo", "--out", str(out), "--cases", "2")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "already exists" in r.stderr
+    from mriviewer.data.discover import discover
+
+    ds = discover(demo_dir)
+    assert ds.case("0") is ds.case("00000")
+
+
+def test_out_of_a_per_modality_run_is_not_overwritten(demo_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    (out / "FLAIR").mkdir(parents=True)
+    (out / "FLAIR" / "best.pt").write_bytes(b"an earlier per-modality model")
+    assert main(["train", "--data", str(demo_dir), "--model", "cnn3d", "--out", str(out), "--epochs", "1"]) == 2
+    assert "FLAIR/best.pt" in capsys.readouterr().err
+    assert (out / "FLAIR" / "best.pt").read_bytes() == b"an earlier per-modality model"
