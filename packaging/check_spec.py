@@ -63,7 +63,8 @@ def main() -> int:
             problems.append(f"no PyInstaller hook for {pkg}")
 
     for path in (ROOT / "LICENSE", ROOT / "mriviewer" / "resources" / "mriviewer.svg",
-                 HERE / "mriviewer.desktop", HERE / "mriviewer_entry.py", HERE / "build.sh"):
+                 ROOT / "mriviewer" / "resources" / "mriviewer.desktop", HERE / "mriviewer_entry.py",
+                 HERE / "build.sh"):
         if not path.is_file():
             problems.append(f"missing {path.relative_to(ROOT)}")
     if "libjpeg" not in spec["EXCLUDES"]:

@@ -11,7 +11,7 @@ import sys
 
 from mriviewer.cli.evaluate import _cmd_cam_check, _cmd_evaluate, _cmd_predict
 from mriviewer.cli.export import _cmd_report
-from mriviewer.cli.gui import _cmd_demo, _cmd_view
+from mriviewer.cli.gui import _cmd_demo, _cmd_desktop, _cmd_view
 from mriviewer.cli.info import _cmd_cache, _cmd_convert, _cmd_info
 from mriviewer.cli.parser import build_parser
 from mriviewer.cli.train import _cmd_presets, _cmd_train
@@ -48,7 +48,8 @@ def _main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["view", *(argv or [])])
     handlers = {"view": _cmd_view, "info": _cmd_info, "train": _cmd_train, "predict": _cmd_predict,
                 "report": _cmd_report, "convert": _cmd_convert, "demo": _cmd_demo, "presets": _cmd_presets,
-                "evaluate": _cmd_evaluate, "cam-check": _cmd_cam_check, "cache": _cmd_cache}
+                "evaluate": _cmd_evaluate, "cam-check": _cmd_cam_check, "cache": _cmd_cache,
+                "desktop": _cmd_desktop}
     try:
         return handlers[args.command](args)
     except MriViewerError as exc:

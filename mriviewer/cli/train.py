@@ -93,6 +93,10 @@ def _cmd_train(args) -> int:
     err(f"mriviewer {__version__} — {RESEARCH_ONLY}")
     if cfg.preset:
         err(f"Preset {cfg.preset} v{cfg.preset_version}" + (f", overrides: {json.dumps(cfg.overrides)}" if cfg.overrides else ""))
+    suggested = _suggested_modalities(ds)
+    if suggested and not args.modalities and suggested != list(cfg.modalities):
+        err(f"warning: the dataset's mriviewer.json suggests --modalities {' '.join(suggested)}; training on "
+            f"{', '.join(cfg.modalities)} as {'the preset' if cfg.preset else 'the default'} says.")
     trainer = Trainer(cfg, ds, out)
     gen = trainer.run()
     try:
@@ -131,3 +135,11 @@ def _cmd_train(args) -> int:
                           "test_accuracy": _f(test.get("accuracy")), "test_cases": test.get("n_cases"),
                           "warnings": len(result.metrics.get("warnings", []))}))
     return 0
+
+
+def _suggested_modalities(ds) -> list[str]:
+    """The input modalities the dataset's ``mriviewer.json`` suggests (``{"train": {"modalities":
+    [...]}}``, e.g. the demo's T1wCE, where its label shows), or ``[]``."""
+    train = ds.settings.get("train") if isinstance(ds.settings, dict) else None
+    mods = train.get("modalities") if isinstance(train, dict) else None
+    return [str(m) for m in mods] if isinstance(mods, list) else []

@@ -1,5 +1,11 @@
 """Colours for what a person sees, on screen and in the PDF alike: window/level to 8 bits, colour
 maps as 256-entry lookup tables, segmentation label colours, and overlays.
+
+One colouring path: the viewer hands :func:`overlay_lut` to a pyqtgraph ``ImageItem`` (levels
+``(0, 1)``, the item's opacity sets the blend), and the PDF colours the same map with
+:func:`overlay_rgba`, which indexes the same table the way pyqtgraph does
+(``index = min(floor(v × 256), 255)``), so a value is transparent in the report exactly where it
+is transparent on screen, and has the same colour and opacity elsewhere.
 """
 
 from __future__ import annotations
@@ -37,6 +43,10 @@ LABEL_COLOURS = {1: (255, 60, 60), 2: (60, 220, 60), 3: (255, 220, 0), 4: (255, 
 LABEL_NAMES = {1: "necrotic core", 2: "oedema", 3: "enhancing tumour", 4: "enhancing tumour"}
 
 
+#: Default Grad-CAM threshold: map values at or below it are transparent (screen and PDF).
+CAM_THRESHOLD = 0.15
+
+
 @lru_cache(maxsize=64)
 def overlay_lut(cmap: str = "inferno", threshold: float = 0.15) -> np.ndarray:
     """``(256, 4)`` uint8 lookup table for a [0, 1] map shown with levels ``(0, 1)`` in a
@@ -71,3 +81,34 @@ def label_rgba(labels: np.ndarray, opacity: float = 0.35) -> np.ndarray:
     for value, colour in LABEL_COLOURS.items():
         rgba[labels == value, :3] = colour
     return rgba
+
+
+def overlay_rgba(values: np.ndarray, cmap: str = "inferno", opacity: float = 0.5,
+                 threshold: float = CAM_THRESHOLD) -> np.ndarray:
+    """Colour a [0, 1] map (Grad-CAM) as the viewer shows it, as RGBA uint8 ``(..., 4)``.
+
+    Args:
+        values: the map, any shape; NaN counts as 0, values are clipped to [0, 1].
+        cmap: a matplotlib colour map name.
+        opacity: the overlay's opacity (0–1), the viewer's overlay opacity.
+        threshold: values whose lookup-table entry lies below ``threshold`` (as in
+            :func:`overlay_lut`) are transparent.
+
+    Returns:
+        ``values.shape + (4,)`` uint8: the colour map's RGB at each value and alpha
+        ``round(255 × opacity)`` above the threshold, 0 at or below it — the pixels a pyqtgraph
+        ``ImageItem`` with :func:`overlay_lut` and that opacity paints (see the module docstring).
+    """
+    v = np.clip(np.nan_to_num(np.asarray(values, dtype=np.float32)), 0.0, 1.0)
+    index = np.minimum(np.floor(v * 256.0), 255).astype(np.uint8)
+    rgba = overlay_lut(cmap, float(threshold))[index].copy()
+    alpha = float(np.clip(opacity, 0.0, 1.0))
+    rgba[..., 3] = np.round(rgba[..., 3].astype(np.float32) * alpha).astype(np.uint8)
+    return rgba
+
+
+def blend(rgb: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """``rgb`` (float32 ``(R, C, 3)``, 0–255) with ``rgba`` (uint8 ``(R, C, 4)``) alpha-blended over
+    it ("over" compositing); returns float32 ``(R, C, 3)``."""
+    a = rgba[..., 3:4].astype(np.float32) / 255.0
+    return rgb * (1.0 - a) + rgba[..., :3].astype(np.float32) * a

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mriviewer.core.colour import CAM_THRESHOLD
 from mriviewer.core.errors import MriViewerError
 from mriviewer.core.volume import MODALITIES, Volume
 from mriviewer.data.cases import Case, Dataset
-
-#: Grad-CAM values at or below this are transparent in the report.
-CAM_THRESHOLD = 0.15
 
 
 class ExportCancelled(Exception):  # noqa: N818  (a request, not an error)

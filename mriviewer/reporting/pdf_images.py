@@ -38,7 +38,7 @@ def _image_sections(inputs: ReportInputs, st, width, cancel) -> list:
     if explained != pred.class_name:
         explained += f" (not the predicted class, {pred.class_name})"
     cam_text = (f"Grad-CAM of the class <b>{_t(explained)}</b> ({_t(inputs.cmap)} colour map, transparent at "
-                f"or below {inputs.threshold:.2f} and opacity rising with the map up to {inputs.opacity:.2f}; "
+                f"or below {inputs.threshold:.2f}, opacity {inputs.opacity:.2f}, as in the viewer; "
                 "computed on the model's input, scaled to its maximum over the case). It shows where the "
                 "network's evidence lies, not a lesion.")
     if cam is None:

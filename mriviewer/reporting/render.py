@@ -1,9 +1,9 @@
 """Images of a report: every modality in three planes through the crosshair, with the Grad-CAM
-overlay (:func:`cam_rgba`) and the segmentation, crosshair drawn.
+overlay and the segmentation, crosshair drawn.
 
-Grad-CAM overlay (:func:`cam_rgba`): a colour map blended over the greyscale image with alpha
-proportional to the map above a threshold — ``alpha = opacity × (cam − t) / (1 − t)`` for
-``cam > t``, 0 below — so weak values fade out instead of leaving dark patches ("black holes").
+The Grad-CAM is coloured exactly as the viewer colours it (:func:`mriviewer.core.colour.overlay_rgba`:
+the user's colour map, threshold and opacity; transparent at or below the threshold), so the
+report shows what the user saw.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from mriviewer.core.colour import colormap_lut, label_rgba, window_to_uint8
+from mriviewer.core.colour import CAM_THRESHOLD, blend, label_rgba, overlay_rgba, window_to_uint8
 from mriviewer.core.planes import (
     PLANES,
     pixel_size_mm,
@@ -21,36 +21,12 @@ from mriviewer.core.planes import (
     voxel_to_screen,
 )
 from mriviewer.core.volume import Volume, percentile_window, same_grid
-from mriviewer.reporting.inputs import CAM_THRESHOLD
 
 #: Crosshair colour (cyan: distinct from the inferno map and the label colours).
 CROSSHAIR_RGB = (0, 190, 255)
 
 
 # ---------------------------------------------------------------------------- images
-def cam_rgba(values: np.ndarray, cmap: str = "inferno", opacity: float = 0.5,
-             threshold: float = CAM_THRESHOLD) -> np.ndarray:
-    """Colour a [0, 1] map (Grad-CAM) as RGBA uint8 ``(..., 4)`` for alpha blending.
-
-    The colour is the matplotlib colour map ``cmap`` at the value; the alpha is
-    ``opacity × (v − threshold) / (1 − threshold)`` above ``threshold`` and 0 at or below it
-    (NaN counts as 0), so the overlay fades in from the threshold and never paints the dark
-    low end of the colour map over the image.
-    """
-    v = np.clip(np.nan_to_num(np.asarray(values, dtype=np.float32)), 0.0, 1.0)
-    rgba = colormap_lut(cmap)[np.round(v * 255).astype(np.uint8)].copy()
-    t = float(np.clip(threshold, 0.0, 0.999))
-    alpha = np.clip((v - t) / (1.0 - t), 0.0, 1.0) * float(np.clip(opacity, 0.0, 1.0))
-    rgba[..., 3] = np.round(alpha * 255).astype(np.uint8)
-    return rgba
-
-
-def _blend(rgb: np.ndarray, rgba: np.ndarray) -> np.ndarray:
-    """``rgb`` (float32 ``(R, C, 3)``) with ``rgba`` (uint8) alpha-blended over it."""
-    a = rgba[..., 3:4].astype(np.float32) / 255.0
-    return rgb * (1.0 - a) + rgba[..., :3].astype(np.float32) * a
-
-
 def _grid_plane(volume: Volume, shape, affine, plane: str, index: int, radiological: bool,
                 nearest: bool = False) -> np.ndarray:
     """Screen image of ``plane`` through slice ``index`` of the canonical grid
@@ -81,7 +57,7 @@ def render_planes(volume: Volume, cursor, cam: np.ndarray | None = None, window=
     Args:
         volume: the image (any grid; resampled onto ``grid``'s slab when it differs).
         cursor: canonical voxel index ``(i, j, k)`` on ``grid``.
-        cam: ``(I, J, K)`` map in [0, 1] on ``grid`` blended with :func:`cam_rgba`, or ``None``.
+        cam: ``(I, J, K)`` map in [0, 1] on ``grid`` blended with :func:`mriviewer.core.colour.overlay_rgba`, or ``None``.
         window: ``(low, high)`` display window; default :func:`~mriviewer.core.volume.percentile_window`.
         radiological: patient's right on the screen's left (axial, coronal).
         grid: the canonical volume whose grid the planes are cut from (default ``volume``).
@@ -105,15 +81,16 @@ def render_planes(volume: Volume, cursor, cam: np.ndarray | None = None, window=
         rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
         if labels is not None:
             lab = _grid_plane(labels, shape, affine, plane, cursor[s], radiological, nearest=True)
-            rgb = _blend(rgb, label_rgba(np.rint(np.nan_to_num(lab)).astype(np.int32), label_opacity))
+            rgb = blend(rgb, label_rgba(np.rint(np.nan_to_num(lab)).astype(np.int32), label_opacity))
         if cam is not None:
-            rgb = _blend(rgb, cam_rgba(plane_slice(cam, plane, cursor[s], radiological), cmap, opacity, threshold))
+            rgb = blend(rgb, overlay_rgba(plane_slice(cam, plane, cursor[s], radiological), cmap, opacity, threshold))
         rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
         dy, dx = pixel_size_mm(plane, grid.spacing)
         h_mm, w_mm = rgb.shape[0] * dy, rgb.shape[1] * dx
         scale = size / max(h_mm, w_mm)
         w_px, h_px = max(1, round(w_mm * scale)), max(1, round(h_mm * scale))
-        img = Image.fromarray(rgb).resize((w_px, h_px), Image.BILINEAR)
+        # Voxels as blocks, as the viewer draws them (no interpolation across the overlay's edge).
+        img = Image.fromarray(rgb).resize((w_px, h_px), Image.NEAREST)
         if crosshair:
             row, col = voxel_to_screen(plane, cursor, shape, radiological)
             y = (row + 0.5) * h_px / rgb.shape[0]

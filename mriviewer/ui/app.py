@@ -48,7 +48,7 @@ def run_app(path: str | None = None, checkpoint: str | None = None) -> int:
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("mriviewer")
-    app.setDesktopFileName("mriviewer")  # packaging/mriviewer.desktop (window → launcher icon)
+    app.setDesktopFileName("mriviewer")  # resources/mriviewer.desktop (window → launcher icon)
     icon = app_icon_path()
     if icon is not None:
         app.setWindowIcon(QtGui.QIcon(str(icon)))

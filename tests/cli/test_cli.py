@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from mriviewer.cli import main
-
 from tests.conftest import real_data
 
 
@@ -59,8 +60,11 @@ def test_train_predict_report(demo_dir, tmp_path, capsys):
         assert (out / name).is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"train_loss", "val_loss", "val_auc"} <= set(metrics["epochs"][0])
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
     assert summary["checkpoint"].endswith("best.pt")
+    # The demo's label shows in T1wCE (its mriviewer.json): training on another modality is said.
+    assert "mriviewer.json suggests --modalities T1wCE" in captured.err
 
     preds = tmp_path / "preds.csv"
     assert main(["predict", "--checkpoint", str(out / "best.pt"), "--data", str(demo_dir), "--out", str(preds)]) == 0
@@ -209,3 +213,26 @@ def test_out_of_a_per_modality_run_is_not_overwritten(demo_dir, tmp_path, capsys
     assert main(["train", "--data", str(demo_dir), "--model", "cnn3d", "--out", str(out), "--epochs", "1"]) == 2
     assert "FLAIR/best.pt" in capsys.readouterr().err
     assert (out / "FLAIR" / "best.pt").read_bytes() == b"an earlier per-modality model"
+
+
+def test_desktop_installs_a_launcher_for_this_installation_and_removes_it(tmp_path, capsys):
+    """A pip-installed app gets its launcher and icon from the wheel (`mriviewer desktop`)."""
+    import configparser
+    import shlex
+    from importlib import resources
+
+    assert (resources.files("mriviewer") / "resources" / "mriviewer.desktop").is_file()
+    home = tmp_path / "share"
+    assert main(["desktop", "--data-home", str(home)]) == 0
+    desktop = home / "applications" / "mriviewer.desktop"
+    icon = home / "icons" / "hicolor" / "scalable" / "apps" / "mriviewer.svg"
+    assert icon.read_bytes().startswith(b"<")
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.read_string(desktop.read_text(encoding="utf-8"))
+    section = entry["Desktop Entry"]
+    program = shlex.split(section["Exec"])
+    assert program[-2:] == ["view", "%f"] and section["Icon"] == "mriviewer"
+    # Exec names this environment's command (a file that runs), not a bare name looked up on PATH.
+    assert Path(program[0]).is_absolute() and os.access(program[0], os.X_OK)
+    assert main(["desktop", "--data-home", str(home), "--remove"]) == 0
+    assert not desktop.exists() and not icon.exists()

@@ -271,5 +271,5 @@ def test_spec_lists_what_exists():
         assert importlib.util.find_spec(module) is not None, f"hidden import {module} not found"
     assert "libjpeg" in spec["GPL_MODULES"]
     assert "triton" in spec["EXCLUDES"] and "mriviewer" not in spec["EXCLUDES"]
-    desktop = (ROOT / "packaging" / "mriviewer.desktop").read_text(encoding="utf-8")
+    desktop = (ROOT / "mriviewer" / "resources" / "mriviewer.desktop").read_text(encoding="utf-8")
     assert re.search(r"^Exec=mriviewer\b", desktop, re.M) and re.search(r"^Icon=mriviewer$", desktop, re.M)

@@ -14,13 +14,14 @@ import pytest
 
 from mriviewer.cache.memory import VolumeCache
 from mriviewer.cli import main
+from mriviewer.core.colour import overlay_rgba
 from mriviewer.core.volume import Volume
 from mriviewer.data.discover import discover
 from mriviewer.ml.predict import Predictor
 from mriviewer.reporting.batch import PREDICTIONS_CSV, export_reports
 from mriviewer.reporting.inputs import ExportCancelled, build_report_inputs, report_filename
 from mriviewer.reporting.pdf import write_case_report
-from mriviewer.reporting.render import cam_rgba, render_planes
+from mriviewer.reporting.render import render_planes
 
 CONFOUND = "Confound: class 'tumour' comes only from source site-a (voxel spacing differs)."
 
@@ -153,8 +154,9 @@ def test_cam_overlay_is_transparent_below_threshold_and_has_no_black_holes(brats
     cursor = (12, 10, 8)
     plain = render_planes(vol, cursor, None, crosshair=False)["axial"].astype(int)
     over = render_planes(vol, cursor, cam, crosshair=False, threshold=0.15)["axial"].astype(int)
-    rgba = cam_rgba(np.array([0.0, 0.15, 0.16, 0.5, 1.0]), "inferno", 0.5, 0.15)
-    assert list(rgba[:2, 3]) == [0, 0] and 0 < rgba[2, 3] < 5 and rgba[3, 3] < rgba[4, 3] == 128
+    # As on screen: transparent at or below the threshold, the overlay's opacity above it.
+    rgba = overlay_rgba(np.array([0.0, 0.15, 0.16, 0.5, 1.0]), "inferno", 0.5, 0.15)
+    assert list(rgba[:, 3]) == [0, 0, 128, 128, 128]
     # Low map values leave the image as it is; nowhere does the overlay darken it to black.
     screen_cam = render_planes(Volume(cam, vol.affine), cursor, None, (0, 1), crosshair=False)["axial"][..., 0]
     low = screen_cam < 0.15 * 255
