@@ -42,11 +42,24 @@ def default_processes() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the main process (no KeyboardInterrupt traceback per worker)."""
+def _init_worker() -> None:
+    """Worker set-up: leave Ctrl-C to the main process (no KeyboardInterrupt traceback per
+    worker), and end when the main process ends, however it ends (SIGTERM, SIGKILL, a crash):
+    ``ProcessPoolExecutor`` workers would otherwise wait for work forever, holding the resource
+    tracker open, so it could not unlink their shared memory."""
     import signal
+    from multiprocessing import connection, parent_process
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="mriviewer-parent-watch", daemon=True).start()
 
 
 def decode_pool(processes: int | None = None) -> ProcessPoolExecutor:
@@ -57,7 +70,7 @@ def decode_pool(processes: int | None = None) -> ProcessPoolExecutor:
         if _pool is None or _pool_size != n:
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
-            _pool = ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_ignore_sigint)
+            _pool = ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_init_worker)
             _pool_size = n
         return _pool
 
@@ -69,9 +82,13 @@ def _shutdown() -> None:
 
 
 def _decode_shared(source: ModalitySource) -> dict:
-    """Worker job: decode ``source``; voxels go into a new shared-memory block."""
-    from multiprocessing import resource_tracker
+    """Worker job: decode ``source``; voxels go into a new shared-memory block.
 
+    The block stays registered with the resource tracker, which a ``spawn``-ed worker shares with
+    the main process (multiprocessing passes its descriptor on): the main process unregisters it
+    when it unlinks the block (:func:`_receive`), and if the main process dies first (Ctrl-C,
+    SIGTERM, a crash) the tracker unlinks it, so nothing is left in ``/dev/shm``.
+    """
     try:
         vol = source.load()
     except MriViewerError as exc:
@@ -82,8 +99,6 @@ def _decode_shared(source: ModalitySource) -> dict:
     np.ndarray(data.shape, data.dtype, buffer=shm.buf, order=order)[...] = data
     name = shm.name
     shm.close()
-    # The parent unlinks the block; keep this process's tracker from unlinking it at exit.
-    resource_tracker.unregister(shm._name, "shared_memory")  # noqa: SLF001
     return {"shm": name, "shape": data.shape, "dtype": data.dtype.str, "order": order,
             "affine": vol.affine, "modality": vol.modality, "sources": [str(p) for p in vol.sources],
             "meta": vol.meta}
