@@ -96,48 +96,13 @@ def assemble(sources: list[tuple[str, str | Path]]) -> Dataset:
         if label is None or not str(label).strip():
             raise DatasetError(f"{given}: no label; give it as LABEL={given}")
         label = str(label).strip()
-        try:
-            sub = discover(path)
-        except DatasetError as exc:
-            raise DatasetError(f"data {label}={given}: {exc}") from exc
-        except OSError as exc:
-            raise DatasetError(f"data {label}={given}: cannot read ({exc})") from exc
-        if not sub.cases:
-            raise DatasetError(f"data {label}={given}: no cases found")
+        sub = _discover_source(label, given, path)
         if label not in ds.class_names:
             ds.class_names.append(label)
-        idx = ds.class_names.index(label)
-        base = f"{label}/{_folder_name(path)}"
-        prefix, n = base, 1
-        while prefix in prefixes:
-            n += 1
-            prefix = f"{base}-{n}"
-        prefixes.add(prefix)
+        prefix = _unique_prefix(f"{label}/{_folder_name(path)}", prefixes)
         if sub.label_source is not None or sub.class_names:
             ds.warnings.append(f"{label}: {given}: its own labels are replaced by {label!r}")
-        repeated = 0
-        for c in sub.cases:
-            if c.modalities:  # the same files reached through two sources (nested or repeated paths)
-                key = case_identity(c)
-                if key in seen:
-                    first_label, first_id = seen[key]
-                    if first_label != label:
-                        raise DatasetError(f"data {label}={given}: case {c.case_id} is also {first_id} "
-                                           f"({first_label}); one case cannot have two classes")
-                    repeated += 1
-                    continue
-                seen[key] = (label, f"{prefix}/{c.case_id}")
-            case_id = f"{prefix}/{c.case_id}"
-            k = 1
-            while case_id in ids:  # two cases of one source with one id
-                k += 1
-                case_id = f"{prefix}/{c.case_id}-{k}"
-            ids.add(case_id)
-            c.case_id = case_id
-            c.label = idx
-            c.label_name = None
-            c.source = str(given)
-            ds.cases.append(c)
+        repeated = _add_cases(ds, sub, label, given, prefix, seen, ids)
         if repeated:
             ds.warnings.append(f"{label}: {given}: {repeated} case(s) already given by another {label} "
                                "source; counted once")
@@ -147,3 +112,68 @@ def assemble(sources: list[tuple[str, str | Path]]) -> Dataset:
         ds.warnings.append(
             f"only one class ({ds.class_names[0]!r}); a classifier needs at least two labels")
     return ds
+
+
+def _discover_source(label: str, given, path: Path) -> Dataset:
+    """:func:`discover` one source.
+
+    Raises:
+        DatasetError: it cannot be discovered or holds no case; the message names the label
+            and the path as given.
+    """
+    try:
+        sub = discover(path)
+    except DatasetError as exc:
+        raise DatasetError(f"data {label}={given}: {exc}") from exc
+    except OSError as exc:
+        raise DatasetError(f"data {label}={given}: cannot read ({exc})") from exc
+    if not sub.cases:
+        raise DatasetError(f"data {label}={given}: no cases found")
+    return sub
+
+
+def _unique_prefix(base: str, prefixes: set[str]) -> str:
+    """``base``, or ``base-2``, ``base-3`` … when taken; the result is added to ``prefixes``."""
+    prefix, n = base, 1
+    while prefix in prefixes:
+        n += 1
+        prefix = f"{base}-{n}"
+    prefixes.add(prefix)
+    return prefix
+
+
+def _add_cases(ds: Dataset, sub: Dataset, label: str, given, prefix: str,
+               seen: dict[str, tuple[str, str]], ids: set[str]) -> int:
+    """Move ``sub``'s cases into ``ds`` under class ``label`` with ids ``<prefix>/<case id>``
+    (made unique against ``ids``). Returns the number of cases skipped because an earlier
+    source of the same label already gave their files (``seen``: case identity → first label
+    and id).
+
+    Raises:
+        DatasetError: a case's files were given under another label.
+    """
+    idx = ds.class_names.index(label)
+    repeated = 0
+    for c in sub.cases:
+        if c.modalities:  # the same files reached through two sources (nested or repeated paths)
+            key = case_identity(c)
+            if key in seen:
+                first_label, first_id = seen[key]
+                if first_label != label:
+                    raise DatasetError(f"data {label}={given}: case {c.case_id} is also {first_id} "
+                                       f"({first_label}); one case cannot have two classes")
+                repeated += 1
+                continue
+            seen[key] = (label, f"{prefix}/{c.case_id}")
+        case_id = f"{prefix}/{c.case_id}"
+        k = 1
+        while case_id in ids:  # two cases of one source with one id
+            k += 1
+            case_id = f"{prefix}/{c.case_id}-{k}"
+        ids.add(case_id)
+        c.case_id = case_id
+        c.label = idx
+        c.label_name = None
+        c.source = str(given)
+        ds.cases.append(c)
+    return repeated

@@ -260,31 +260,10 @@ def _apply_generic_labels(ds: Dataset, csv_path: Path) -> None:
     rows = [r for r in table.values() if not r.conflict]
     numbers = {id(r): _number(r.value) for r in rows}
     numeric = rows and sum(v is not None for v in numbers.values()) * 2 >= len(rows)
-
-    def refuse(why: str) -> None:
-        msg = (f"{csv_path}: column {label_col!r} does not look like class labels: {why}; "
-               "mriviewer trains classifiers (give a column of class names or indices)")
-        if named:
-            raise LabelFileError(msg)
-        ds.warnings.append(msg + "; not used as labels")
-
-    valid: dict[str, str] = {}
     if numeric:
-        fractional = [numbers[id(r)] for r in rows if numbers[id(r)] is not None and not numbers[id(r)].is_integer()]
-        if len(set(fractional)) >= 3 and len(fractional) * 10 > len(rows):
-            examples = ", ".join(f"{v:g}" for v in sorted(set(fractional))[:4])
-            return refuse(f"{len(set(fractional))} distinct non-integer values (e.g. {examples}) — continuous")
-        for k, r in table.items():
-            if r.conflict:
-                continue
-            v = numbers[id(r)]
-            why = ("is not a number" if v is None else "is negative" if v < 0
-                   else "is not a whole number" if not v.is_integer() else None)
-            if why:
-                ds.warnings.append(f"{csv_path}: line {r.line}: {label_col} {r.value!r} {why} "
-                                   "(the column holds class numbers); row ignored")
-                continue
-            valid[k] = r.value
+        valid, why = _numeric_labels(table, numbers, csv_path, label_col, ds.warnings)
+        if why:
+            return _refuse_labels(ds, csv_path, label_col, named, why)
         if not valid:
             return
         n_classes = max(int(v) for v in valid.values()) + 1
@@ -292,11 +271,57 @@ def _apply_generic_labels(ds: Dataset, csv_path: Path) -> None:
         valid = {k: r.value for k, r in table.items() if not r.conflict}
         n_classes = len(set(valid.values()))
     if n_classes > MAX_CLASSES or (n_classes > 20 and n_classes * 2 > len(valid)):
-        return refuse(f"it would make {n_classes} classes for {len(valid)} labelled rows")
+        return _refuse_labels(ds, csv_path, label_col, named,
+                              f"it would make {n_classes} classes for {len(valid)} labelled rows")
     present = {_id_key(c.case_id) for c in ds.cases} & set(valid)
     if not present:
         return
-    if numeric:
+    _set_labels(ds, csv_path, valid, present, label_col, n_classes if numeric else None)
+    _warn_label_gaps(ds, csv_path, valid, label_col, named)
+
+
+def _refuse_labels(ds: Dataset, csv_path: Path, label_col: str, named: bool, why: str) -> None:
+    """Refuse ``label_col`` as class labels: raise when it is named like a label, else warn.
+
+    Raises:
+        LabelFileError: ``named``.
+    """
+    msg = (f"{csv_path}: column {label_col!r} does not look like class labels: {why}; "
+           "mriviewer trains classifiers (give a column of class names or indices)")
+    if named:
+        raise LabelFileError(msg)
+    ds.warnings.append(msg + "; not used as labels")
+
+
+def _numeric_labels(table: dict[str, LabelRow], numbers: dict[int, float | None], csv_path: Path,
+                    label_col: str, warnings: list[str]) -> tuple[dict[str, str], str | None]:
+    """``(valid, refusal)`` of a column of class numbers: the rows holding a whole number ≥ 0
+    (ID key → value; the others warned by line), or why the column is refused as continuous
+    (``valid`` then empty). ``numbers`` maps ``id(row)`` to its value as a number."""
+    fractional = [v for v in numbers.values() if v is not None and not v.is_integer()]
+    if len(set(fractional)) >= 3 and len(fractional) * 10 > len(numbers):
+        examples = ", ".join(f"{v:g}" for v in sorted(set(fractional))[:4])
+        return {}, f"{len(set(fractional))} distinct non-integer values (e.g. {examples}) — continuous"
+    valid: dict[str, str] = {}
+    for k, r in table.items():
+        if r.conflict:
+            continue
+        v = numbers[id(r)]
+        why = ("is not a number" if v is None else "is negative" if v < 0
+               else "is not a whole number" if not v.is_integer() else None)
+        if why:
+            warnings.append(f"{csv_path}: line {r.line}: {label_col} {r.value!r} {why} "
+                            "(the column holds class numbers); row ignored")
+            continue
+        valid[k] = r.value
+    return valid, None
+
+
+def _set_labels(ds: Dataset, csv_path: Path, valid: dict[str, str], present: set[str],
+                label_col: str, n_classes: int | None) -> None:
+    """Set ``ds``'s class names and each case's label: ``<label_col>=0 … n_classes - 1`` for
+    class numbers, else the sorted distinct values of the cases present (``n_classes`` None)."""
+    if n_classes is not None:
         ds.class_names = [f"{label_col}={v}" for v in range(n_classes)]
         to_index = {v: int(v) for v in valid.values()}
     else:
@@ -308,8 +333,12 @@ def _apply_generic_labels(ds: Dataset, csv_path: Path) -> None:
         k = _id_key(c.case_id)
         if k in valid and valid[k] in to_index:
             c.label = to_index[valid[k]]
-    # Nothing doubtful silently: a guessed column, cases without a row, rows without a case,
-    # classes that no case has (a typo "7" in a 0/1 column makes eight classes).
+
+
+def _warn_label_gaps(ds: Dataset, csv_path: Path, valid: dict[str, str], label_col: str,
+                     named: bool) -> None:
+    """Nothing doubtful silently: a guessed column, cases without a row, rows without a case,
+    classes that no case has (a typo "7" in a 0/1 column makes eight classes)."""
     if not named:
         ds.warnings.append(f"{csv_path}: no column named like a label ({', '.join(sorted(_LABEL_COLUMNS))}); "
                            f"using {label_col!r} as the class column — check that it is the label")

@@ -54,19 +54,43 @@ def _write_series(folder: Path, pixels: np.ndarray, grid: SeriesGrid, numbering:
     """Write ``pixels`` (uint16, shape ``(K, rows, columns)``, spatial order) as
     ``Image-N.dcm`` files, N = InstanceNumber assigned by ``numbering``."""
     folder.mkdir(parents=True, exist_ok=True)
-    k = pixels.shape[0]
-    if numbering == "forward":
-        numbers = np.arange(1, k + 1)
-    elif numbering == "reverse":
-        numbers = np.arange(k, 0, -1)
-    else:
-        numbers = rng.permutation(k) + 1
+    numbers = _instance_numbers(pixels.shape[0], numbering, rng)
     seed, case_id, modality = header["seed"], header["case_id"], header["modality"]
-
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    # Only five elements change from file to file. pydicom encodes the others once per series
+    # and these five per file; each file is the concatenation in tag order — the bytes
+    # ``ds.save_as(path, enforce_file_format=True)`` writes, about three times faster.
+    segments = _shared_segments(_series_dataset(grid, header))
+    normal = np.cross(grid.iop[:3], grid.iop[3:])
+    for kk in range(pixels.shape[0]):
+        number = int(numbers[kk])
+        sop = _uid(seed, case_id, modality, number, "image")
+        meta.MediaStorageSOPInstanceUID = sop
+        per_file = (
+            DataElement(0x00080018, "UI", sop),  # SOPInstanceUID
+            DataElement(0x00200013, "IS", str(number)),  # InstanceNumber
+            DataElement(0x00200032, "DS", [_fmt(v) for v in grid.ipp[kk]]),  # ImagePositionPatient
+            DataElement(0x00201041, "DS", _fmt(float(grid.ipp[kk] @ normal))),  # SliceLocation
+            DataElement(0x7FE00010, "OW", np.ascontiguousarray(pixels[kk], dtype="<u2").tobytes()),
+        )
+        (folder / f"Image-{number}.dcm").write_bytes(_file_bytes(meta, segments, per_file))
 
+
+def _instance_numbers(k: int, numbering: str, rng: np.random.Generator) -> np.ndarray:
+    """InstanceNumber of each of the ``k`` slices in spatial order: ``"forward"`` 1…k,
+    ``"reverse"`` k…1, anything else a permutation drawn from ``rng``."""
+    if numbering == "forward":
+        return np.arange(1, k + 1)
+    if numbering == "reverse":
+        return np.arange(k, 0, -1)
+    return rng.permutation(k) + 1
+
+
+def _series_dataset(grid: SeriesGrid, header: dict) -> Dataset:
+    """The elements shared by every file of the series (all but :data:`_PER_FILE_TAGS`)."""
+    seed, case_id, modality = header["seed"], header["case_id"], header["modality"]
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.ImageType = ["DERIVED", "SECONDARY", "OTHER"]
@@ -102,10 +126,12 @@ def _write_series(folder: Path, pixels: np.ndarray, grid: SeriesGrid, numbering:
     ds.RescaleIntercept = "0"
     ds.RescaleSlope = "1"
     ds.RescaleType = "US"
-    # Only five elements change from file to file. pydicom encodes the others once per series
-    # and these five per file; each file is the concatenation in tag order — the bytes
-    # ``ds.save_as(path, enforce_file_format=True)`` writes, about three times faster.
-    normal = np.cross(grid.iop[:3], grid.iop[3:])
+    return ds
+
+
+def _shared_segments(ds: Dataset) -> list[bytes]:
+    """``ds`` encoded as the ``len(_PER_FILE_TAGS) + 1`` runs of elements between the per-file
+    tags (in ascending tag order)."""
     elements = list(ds)  # in ascending tag order
     segments, start = [], 0
     for tag in _PER_FILE_TAGS:
@@ -115,22 +141,17 @@ def _write_series(folder: Path, pixels: np.ndarray, grid: SeriesGrid, numbering:
         segments.append(_encode(elements[start:stop]))
         start = stop
     segments.append(_encode(elements[start:]))
-    for kk in range(k):
-        number = int(numbers[kk])
-        sop = _uid(seed, case_id, modality, number, "image")
-        meta.MediaStorageSOPInstanceUID = sop
-        per_file = (
-            DataElement(0x00080018, "UI", sop),  # SOPInstanceUID
-            DataElement(0x00200013, "IS", str(number)),  # InstanceNumber
-            DataElement(0x00200032, "DS", [_fmt(v) for v in grid.ipp[kk]]),  # ImagePositionPatient
-            DataElement(0x00201041, "DS", _fmt(float(grid.ipp[kk] @ normal))),  # SliceLocation
-            DataElement(0x7FE00010, "OW", np.ascontiguousarray(pixels[kk], dtype="<u2").tobytes()),
-        )
-        fp = _new_buffer()
-        fp.write(b"\x00" * 128 + b"DICM")
-        write_file_meta_info(fp, meta, enforce_standard=True)
-        for segment, elem in zip(segments[:-1], per_file, strict=True):
-            fp.write(segment)
-            write_data_element(fp, elem)
-        fp.write(segments[-1])
-        (folder / f"Image-{number}.dcm").write_bytes(fp.getvalue())
+    return segments
+
+
+def _file_bytes(meta: FileMetaDataset, segments: list[bytes], per_file: tuple) -> bytes:
+    """One Part 10 file: preamble, file meta, then the shared segments with the per-file
+    elements between them."""
+    fp = _new_buffer()
+    fp.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(fp, meta, enforce_standard=True)
+    for segment, elem in zip(segments[:-1], per_file, strict=True):
+        fp.write(segment)
+        write_data_element(fp, elem)
+    fp.write(segments[-1])
+    return fp.getvalue()

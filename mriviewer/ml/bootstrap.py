@@ -10,6 +10,8 @@ import numpy as np
 
 _CHUNK_ELEMENTS = 2_000_000  # array elements per bootstrap chunk (bounds memory)
 
+_MAX_SKIPPED = 0.10  # share of resamples in which a metric may be undefined before a warning
+
 
 def bootstrap_auc_ci(
     labels: np.ndarray, probs: np.ndarray, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
@@ -34,6 +36,46 @@ def bootstrap_auc_ci(
     lo, hi = _percentile_ci(boot["auc"], alpha)
     return (math.nan if lo is None else lo), (math.nan if hi is None else hi)
 
+
+
+def _bootstrap_intervals(
+    labels: np.ndarray, probs: np.ndarray, preds: np.ndarray, *, n_boot: int, seed: int,
+    alpha: float, auc_defined: bool,
+) -> tuple[dict[str, tuple[float | None, float | None]], dict[str, int]]:
+    """Percentile bootstrap ``(1 - alpha)`` intervals of AUC, accuracy and macro F1 on the same
+    ``n_boot`` ordinary case-level resamples (:func:`_bootstrap`).
+
+    Args:
+        labels: ``(N,)`` int class indices.
+        probs: ``(N, K)`` probabilities.
+        preds: ``(N,)`` arg-max classes.
+        n_boot: resamples; 0 gives no intervals.
+        seed: seed of ``numpy.random.default_rng``.
+        alpha: 1 - confidence level.
+        auc_defined: whether the AUC is defined on all cases (no AUC interval otherwise).
+
+    Returns:
+        ``(intervals, skipped)``: ``{"auc", "accuracy", "f1_macro"}`` → ``(low, high)``
+        (``(None, None)`` where not computed), and ``{"AUC" | "accuracy" | "macro F1": count}``
+        of the metrics undefined in more than :data:`_MAX_SKIPPED` of the resamples.
+    """
+    cis: dict[str, tuple[float | None, float | None]] = dict.fromkeys(
+        ("auc", "accuracy", "f1_macro"), (None, None))
+    skipped: dict[str, int] = {}
+    if n_boot <= 0:
+        return cis, skipped
+    boot = _bootstrap(labels, probs, preds, n_boot, seed)
+    cis["accuracy"] = _percentile_ci(boot["accuracy"], alpha)
+    cis["f1_macro"] = _percentile_ci(boot["f1_macro"], alpha)
+    if auc_defined:
+        cis["auc"] = _percentile_ci(boot["auc"], alpha)
+    for key, label in (("auc", "AUC"), ("accuracy", "accuracy"), ("f1_macro", "macro F1")):
+        if key == "auc" and not auc_defined:
+            continue
+        n_skip = int(np.count_nonzero(~np.isfinite(boot[key])))
+        if n_skip > _MAX_SKIPPED * n_boot:
+            skipped[label] = n_skip
+    return cis, skipped
 
 def _bootstrap(
     labels: np.ndarray, probs: np.ndarray, preds: np.ndarray, n_boot: int, seed: int

@@ -47,14 +47,13 @@ Why intervals contain 0.5 on chance-level data
 from __future__ import annotations
 
 import math
-import warnings as _warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 from mriviewer.core.files import json_safe  # one home for strict-JSON conversion (re-exported)
-from mriviewer.ml.bootstrap import _bootstrap, _percentile_ci
-from mriviewer.ml.scores import auc
+from mriviewer.ml.bootstrap import _bootstrap_intervals
+from mriviewer.ml.scores import _point_estimates
 
 SCALAR_METRICS = (
     "auc", "accuracy", "balanced_accuracy", "f1_macro", "f1_weighted",
@@ -63,15 +62,15 @@ SCALAR_METRICS = (
 """Scalar metrics of :func:`classification_metrics` that :func:`summarise_folds` averages."""
 
 
+#: Fewer cases in all than this: the too-few-cases warning.
 _MIN_CASES = 10
 
 
+#: Fewer cases than this in the smallest class present: the too-few-cases warning.
 _MIN_PER_CLASS = 5
 
 
-_MAX_SKIPPED = 0.10
-
-
+#: Class names listed in one warning at most.
 _MAX_NAMES = 10
 
 
@@ -98,7 +97,8 @@ def classification_metrics(
     Returns:
         A strict-JSON-ready dict (NaN/inf as ``None``) with the keys ``n_cases``,
         ``n_per_class``, ``class_names``, ``auc``, ``auc_ci``, ``auc_classes``, ``accuracy``,
-        ``accuracy_ci``, ``balanced_accuracy``, ``f1_macro``, ``f1_macro_ci``, ``f1_weighted``,
+        ``accuracy_ci``, ``accuracy_chance`` (always predicting the most frequent class),
+        ``balanced_accuracy``, ``f1_macro``, ``f1_macro_ci``, ``f1_weighted``,
         ``precision_macro``, ``recall_macro``, ``specificity``, ``per_class``,
         ``confusion_matrix`` (``K x K``, rows true, columns predicted), ``roc``,
         ``classes_absent``, ``n_boot``, ``ci_level``, ``warnings``. See the module docstring for
@@ -108,99 +108,75 @@ def classification_metrics(
         ValueError: inconsistent shapes, labels out of range, non-finite probabilities, no
             cases, fewer than two or duplicate class names.
     """
-    from sklearn.metrics import (
-        accuracy_score,
-        balanced_accuracy_score,
-        confusion_matrix,
-        f1_score,
-        precision_recall_fscore_support,
-        roc_auc_score,
-        roc_curve,
-    )
-
     labels, probs, names = _validate(labels, probs, class_names)
     n, k_classes = probs.shape
-    binary = k_classes == 2
     preds = np.argmax(probs, axis=1)
-    all_k = np.arange(k_classes)
     counts = np.bincount(labels, minlength=k_classes)
     present = np.flatnonzero(counts)
-    absent = [names[k] for k in all_k if counts[k] == 0]
+    absent = [names[k] for k in range(k_classes) if counts[k] == 0]
     auc_defined = present.size >= 2
-
-    with _warnings.catch_warnings():
-        _warnings.simplefilter("ignore")  # sklearn's UndefinedMetricWarning / absent-class notes
-        point_auc = auc(labels, probs)
-        acc = accuracy_score(labels, preds)
-        bacc = balanced_accuracy_score(labels, preds)
-        f1_macro = f1_score(labels, preds, average="macro", zero_division=0)
-        f1_weighted = f1_score(labels, preds, average="weighted", zero_division=0)
-        p_macro, r_macro, _, _ = precision_recall_fscore_support(
-            labels, preds, average="macro", zero_division=0
-        )
-        prec, rec, f1s, support = precision_recall_fscore_support(
-            labels, preds, labels=all_k, average=None, zero_division=0
-        )
-        cm = confusion_matrix(labels, preds, labels=all_k)
-
-        tp = np.diag(cm).astype(float)
-        negatives = n - cm.sum(axis=1)
-        true_neg = negatives - (cm.sum(axis=0) - tp)
-        spec_k = np.divide(true_neg, negatives, out=np.full(k_classes, np.nan), where=negatives > 0)
-        if binary:
-            specificity = spec_k[1]
-        else:
-            scored = (cm.sum(axis=1) + cm.sum(axis=0)) > 0  # classes of macro recall
-            vals = spec_k[scored & np.isfinite(spec_k)]
-            specificity = float(np.mean(vals)) if vals.size else math.nan
-
-        per_class = {}
-        for k in all_k:
-            k_auc = None
-            if 0 < counts[k] < n:
-                k_auc = roc_auc_score(labels == k, probs[:, k])
-            per_class[names[k]] = {
-                "precision": prec[k], "recall": rec[k], "f1": f1s[k],
-                "specificity": spec_k[k], "support": int(support[k]), "auc": k_auc,
-            }
-
-        if binary:
-            if auc_defined:
-                fpr, tpr, thr = roc_curve(labels, probs[:, 1])
-                roc = {"fpr": fpr, "tpr": tpr, "thresholds": thr}
-            else:
-                roc = {"fpr": [], "tpr": [], "thresholds": []}
-        else:
-            roc = {}
-            if auc_defined:
-                for k in present:
-                    fpr, tpr, _ = roc_curve(labels == k, probs[:, k])
-                    roc[names[k]] = {"fpr": fpr, "tpr": tpr}
-
+    point = _point_estimates(labels, probs, preds, names)
+    cis, skipped = _bootstrap_intervals(labels, probs, preds, n_boot=n_boot, seed=seed, alpha=alpha,
+                                        auc_defined=auc_defined)
     level = 1.0 - alpha
-    auc_ci = acc_ci = f1_ci = (None, None)
-    skipped: dict[str, int] = {}
-    if n_boot > 0:
-        boot = _bootstrap(labels, probs, preds, n_boot, seed)
-        acc_ci = _percentile_ci(boot["accuracy"], alpha)
-        f1_ci = _percentile_ci(boot["f1_macro"], alpha)
-        if auc_defined:
-            auc_ci = _percentile_ci(boot["auc"], alpha)
-        for key, label in (("auc", "AUC"), ("accuracy", "accuracy"), ("f1_macro", "macro F1")):
-            if key == "auc" and not auc_defined:
-                continue
-            n_skip = int(np.count_nonzero(~np.isfinite(boot[key])))
-            if n_skip > _MAX_SKIPPED * n_boot:
-                skipped[label] = n_skip
+    # Accuracy against always answering the most frequent class of this set (the no-skill rate).
+    chance_acc = float(counts.max() / n) if n else None
+    warns = (
+        _size_warnings(counts, names)
+        + _auc_warnings(absent, auc_defined, point["auc"], cis["auc"], level)
+        + _accuracy_warnings(point["accuracy"], cis["accuracy"], chance_acc)
+        + _prediction_warnings(preds, names)
+        + _skipped_warnings(skipped, n_boot)
+    )
+    return json_safe({
+        "n_cases": n,
+        "n_per_class": {names[k]: int(counts[k]) for k in range(k_classes)},
+        "class_names": names,
+        "auc": point["auc"],
+        "auc_ci": list(cis["auc"]),
+        "auc_classes": [names[k] for k in present] if auc_defined else [],
+        "accuracy": point["accuracy"],
+        "accuracy_ci": list(cis["accuracy"]),
+        "accuracy_chance": chance_acc,
+        "balanced_accuracy": point["balanced_accuracy"],
+        "f1_macro": point["f1_macro"],
+        "f1_macro_ci": list(cis["f1_macro"]),
+        "f1_weighted": point["f1_weighted"],
+        "precision_macro": point["precision_macro"],
+        "recall_macro": point["recall_macro"],
+        "specificity": point["specificity"],
+        "per_class": point["per_class"],
+        "confusion_matrix": point["confusion_matrix"],
+        "roc": point["roc"],
+        "classes_absent": absent,
+        "n_boot": int(n_boot),
+        "ci_level": round(level, 10),
+        "warnings": warns,
+    })
 
+
+# ---------------------------------------------------------------------------- warnings
+def _size_warnings(counts: np.ndarray, names: list[str]) -> list[str]:
+    """Too few cases: fewer than :data:`_MIN_CASES` in all, or fewer than
+    :data:`_MIN_PER_CLASS` in the smallest class present."""
+    present = np.flatnonzero(counts)
+    if not present.size:
+        return []
+    n = int(counts.sum())
+    fewest = int(present[np.argmin(counts[present])])
+    if n < _MIN_CASES or counts[fewest] < _MIN_PER_CLASS:
+        return [
+            f"too few cases for a meaningful estimate ({n} cases; fewest in one class: "
+            f"{int(counts[fewest])}, {names[fewest]})."
+        ]
+    return []
+
+
+def _auc_warnings(absent: list[str], auc_defined: bool, point_auc: float,
+                  auc_ci: tuple[float | None, float | None], level: float) -> list[str]:
+    """Classes AUC cannot score (absent; only one present), and an AUC interval that contains
+    chance (0.5)."""
     warns = []
-    if present.size:
-        fewest = int(present[np.argmin(counts[present])])
-        if n < _MIN_CASES or counts[fewest] < _MIN_PER_CLASS:
-            warns.append(
-                f"too few cases for a meaningful estimate ({n} cases; fewest in one class: "
-                f"{int(counts[fewest])}, {names[fewest]})."
-            )
     if absent:
         warns.append(f"classes absent from this set, not scored by AUC: {_join_names(absent)}.")
     if not auc_defined:
@@ -211,48 +187,35 @@ def classification_metrics(
             f"AUC {point_auc:.3f} ({100 * level:g}% CI {lo:.3f}–{hi:.3f}) is not distinguishable "
             "from chance: the interval contains 0.5."
         )
-    # Accuracy against always answering the most frequent class of this set (the no-skill rate).
-    chance_acc = float(counts.max() / n) if n else None
+    return warns
+
+
+def _accuracy_warnings(acc: float, acc_ci: tuple[float | None, float | None],
+                       chance_acc: float | None) -> list[str]:
+    """An accuracy interval that does not rise above always predicting the most frequent class."""
     if chance_acc is not None and acc_ci[0] is not None and acc_ci[0] <= chance_acc:
-        warns.append(
+        return [
             f"accuracy {acc:.3f} (CI {acc_ci[0]:.3f}–{acc_ci[1]:.3f}) is not above always predicting the "
             f"most frequent class ({chance_acc:.3f})."
-        )
+        ]
+    return []
+
+
+def _prediction_warnings(preds: np.ndarray, names: list[str]) -> list[str]:
+    """A model that predicts one class for every case."""
     if np.unique(preds).size == 1:
-        warns.append(f"the model predicts one class ({names[int(preds[0])]}) for every case.")
-    for label, n_skip in skipped.items():
-        warns.append(
-            f"{label} undefined in {n_skip} of {n_boot} bootstrap resamples "
-            f"({100 * n_skip / n_boot:.0f} %, a single class drawn); they were skipped and the "
-            "interval is less reliable."
-        )
+        return [f"the model predicts one class ({names[int(preds[0])]}) for every case."]
+    return []
 
-    return json_safe({
-        "n_cases": n,
-        "n_per_class": {names[k]: int(counts[k]) for k in all_k},
-        "class_names": names,
-        "auc": point_auc,
-        "auc_ci": list(auc_ci),
-        "auc_classes": [names[k] for k in present] if auc_defined else [],
-        "accuracy": acc,
-        "accuracy_ci": list(acc_ci),
-        "accuracy_chance": chance_acc,
-        "balanced_accuracy": bacc,
-        "f1_macro": f1_macro,
-        "f1_macro_ci": list(f1_ci),
-        "f1_weighted": f1_weighted,
-        "precision_macro": p_macro,
-        "recall_macro": r_macro,
-        "specificity": specificity,
-        "per_class": per_class,
-        "confusion_matrix": cm,
-        "roc": roc,
-        "classes_absent": absent,
-        "n_boot": int(n_boot),
-        "ci_level": round(level, 10),
-        "warnings": warns,
-    })
 
+def _skipped_warnings(skipped: dict[str, int], n_boot: int) -> list[str]:
+    """Metrics undefined in too many bootstrap resamples (``skipped``: metric → count)."""
+    return [
+        f"{label} undefined in {n_skip} of {n_boot} bootstrap resamples "
+        f"({100 * n_skip / n_boot:.0f} %, a single class drawn); they were skipped and the "
+        "interval is less reliable."
+        for label, n_skip in skipped.items()
+    ]
 
 def summarise_folds(folds: list[dict]) -> dict:
     """Mean and spread of the scalar metrics over cross-validation folds.
@@ -290,6 +253,7 @@ def summarise_folds(folds: list[dict]) -> dict:
 
 
 def _validate(labels, probs, class_names) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(labels int64 (N,), probs float64 (N, K), names)`` checked; ValueError names the fault."""
     names = [str(c) for c in class_names]
     k_classes = len(names)
     if k_classes < 2:

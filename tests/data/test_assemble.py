@@ -13,7 +13,6 @@ from mriviewer.core.errors import DatasetError
 from mriviewer.data.assemble import assemble, parse_data_args
 from mriviewer.data.discover import discover
 from mriviewer.ml.confounds import confound_warnings, describe_value
-
 from tests.conftest import real_data
 
 

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from mriviewer.io.readers import load_volume
-
 from tests.conftest import DATA, real_data
 
 sitk = pytest.importorskip("SimpleITK")

@@ -41,7 +41,6 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from mriviewer.core.errors import LoadError, MriViewerError
 from mriviewer.io.dicom.scan import scan_series
 from mriviewer.io.dicom.series import read_dicom_series
-
 from tests.conftest import DATA, real_data
 
 sitk = pytest.importorskip("SimpleITK")

@@ -57,6 +57,38 @@ def test_bad_files_name_the_file(tmp_path):
         discover(tmp_path / "nothing-here")
 
 
+
+def test_reader_registry_picks_by_name_then_content_and_takes_a_new_format(tmp_path, monkeypatch):
+    from mriviewer.core.volume import Volume
+    from mriviewer.io import readers
+
+    assert [r.name for r in readers.READERS] == ["NIfTI", "2D image", "DICOM"]
+    nifti = _nifti(tmp_path / "a.nii.gz", np.zeros((2, 2, 2), np.float32), np.eye(4))
+    assert readers.reader_for(nifti).name == "NIfTI"
+    (tmp_path / "b.PNG").write_bytes(b"")
+    assert readers.reader_for(tmp_path / "b.PNG").name == "2D image"
+    folder = tmp_path / "series.nii"  # a folder is a DICOM series whatever its name
+    folder.mkdir()
+    assert readers.reader_for(folder).name == "DICOM"
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    assert readers.reader_for(text) is None
+    with pytest.raises(LoadError, match="unknown file type"):
+        load_volume(text)
+
+    class TextReader(readers.ImageReader):
+        name = "text"
+
+        def verify_suffix(self, path):
+            return path.suffix == ".txt"
+
+        def read(self, path, modality="", index4d=0):
+            return Volume(np.zeros((2, 2, 1), np.float32), np.eye(4), modality, [path])
+
+    monkeypatch.setattr(readers, "READERS", (*readers.READERS, TextReader()))  # one entry
+    vol = load_volume(text, "T1w")
+    assert vol.shape == (2, 2, 1) and vol.modality == "T1w" and vol.sources == [text]
+
 def test_truncated_dicom_is_reported(tmp_path, demo_dir):
     src = sorted((demo_dir / "train").glob("*/FLAIR"))[0]
     series = tmp_path / "s"

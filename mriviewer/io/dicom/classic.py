@@ -12,6 +12,7 @@ from mriviewer.core.errors import LoadError, MriViewerError
 from mriviewer.core.volume import Volume
 from mriviewer.io.dicom.geometry import (
     _check_ipp,
+    _lps_affine,
     _plain,
     _regularize,
     _resolve_positions,
@@ -57,6 +58,13 @@ def _decode_each(entries: list[_Slice], folder: Path, report: _Report, n_files: 
 
 def _read_slices(entries: list[_Slice], folder: Path, modality: str, regularize: bool,
                  index4d: int, report: _Report) -> Volume:
+    """Classic series: validate, decode and place the slices, pick volume ``index4d`` of a 4D
+    series, stack them ``(I, J, K)`` on the affine from their positions, and warn about gantry
+    tilt and uneven spacing (regridded when ``regularize``).
+
+    Raises:
+        LoadError: no slice is left, ``index4d`` is out of range, or the geometry is refused.
+    """
     n_files = len(entries)
     entries = _validate_entries(entries, report)
     if not entries:
@@ -77,22 +85,56 @@ def _read_slices(entries: list[_Slice], folder: Path, modality: str, regularize:
     for e in placed:
         e.pos = float(e.ipp @ normal)
 
-    volumes, key, values = _resolve_positions(placed, report)
-    meta_4d: dict = {}
-    if len(volumes) > 1:
-        if not 0 <= index4d < len(volumes):
-            raise LoadError(folder, f"series has {len(volumes)} volumes (by {key}); index "
-                                    f"{index4d} out of range")
-        meta_4d = {"n_volumes": len(volumes), "volume_index": int(index4d), "volume_key": key,
-                   "volume_values": [_plain(v) for v in values]}
-        report.warn(f"{folder}: series with {len(volumes)} volumes at the same positions (by {key}); "
-                    f"showing volume {index4d + 1} ({key} {_plain(values[index4d])})")
-        slices = volumes[index4d]
-    else:
-        slices = volumes[0]
+    slices, meta_4d = _pick_volume(placed, folder, index4d, report)
     slices.sort(key=lambda s: s.pos)
     positions = np.array([s.pos for s in slices])
+    data = _stack(slices, rows, cols)
 
+    ipp0 = slices[0].ipp
+    if len(slices) > 1:
+        step = (slices[-1].ipp - ipp0) / (len(slices) - 1)
+    else:
+        step = normal * _single_slice_thickness(slices[0], report)
+    affine = LPS_TO_RAS @ _lps_affine(row_dir, col_dir, row_spacing, col_spacing, step, ipp0)
+
+    meta = _series_meta(slices[0].ds)
+    meta.update(meta_4d)
+    report.into(meta)
+    if len(slices) > 1:
+        _note_tilt(meta, folder, step, normal)
+    if len(slices) > 2:
+        data, affine = _check_gaps(data, affine, positions, meta, folder, regularize)
+    try:
+        return Volume(data, affine, modality, [s.path for s in slices], meta)
+    except MriViewerError as exc:
+        raise LoadError(folder, f"{exc} (PixelSpacing {_fmt([row_spacing, col_spacing])} mm, "
+                                f"slice step {np.linalg.norm(step):.6g} mm)") from exc
+
+
+def _pick_volume(placed: list[_Slice], folder: Path, index4d: int,
+                 report: _Report) -> tuple[list[_Slice], dict]:
+    """``(slices, meta_4d)``: the slices of volume ``index4d`` when several images share each
+    position (a 4D series, warned; ``meta_4d`` says which), else the one volume and ``{}``.
+
+    Raises:
+        LoadError: ``index4d`` out of range for a 4D series.
+    """
+    volumes, key, values = _resolve_positions(placed, report)
+    if len(volumes) <= 1:
+        return volumes[0], {}
+    if not 0 <= index4d < len(volumes):
+        raise LoadError(folder, f"series has {len(volumes)} volumes (by {key}); index "
+                                f"{index4d} out of range")
+    meta_4d = {"n_volumes": len(volumes), "volume_index": int(index4d), "volume_key": key,
+               "volume_values": [_plain(v) for v in values]}
+    report.warn(f"{folder}: series with {len(volumes)} volumes at the same positions (by {key}); "
+                f"showing volume {index4d + 1} ({key} {_plain(values[index4d])})")
+    return volumes[index4d], meta_4d
+
+
+def _stack(slices: list[_Slice], rows: int, cols: int) -> np.ndarray:
+    """The slices' pixels as ``(I, J, K)`` = (cols, rows, slices), rescaled to float32 unless
+    every rescale is the identity (then the stored integers)."""
     # Fill (K, rows, cols) slice by slice (contiguous writes), rescale once, and hand out the
     # (cols, rows, K) = (I, J, K) view: Fortran order, as nibabel gives NIfTI data.
     raw = np.empty((len(slices), rows, cols), dtype=slices[0].px.dtype)
@@ -106,46 +148,35 @@ def _read_slices(entries: list[_Slice], folder: Path, modality: str, regularize:
         stack += scale[:, 1, None, None].astype(np.float32)
     else:
         stack = raw  # identity rescale: keep the stored integers (half the memory of float32)
-    data = stack.transpose(2, 1, 0)
+    return stack.transpose(2, 1, 0)
 
-    ipp0 = slices[0].ipp
-    if len(slices) > 1:
-        step = (slices[-1].ipp - ipp0) / (len(slices) - 1)
-    else:
-        step = normal * _single_slice_thickness(slices[0], report)
-    lps = np.eye(4)
-    lps[:3, 0] = row_dir * col_spacing
-    lps[:3, 1] = col_dir * row_spacing
-    lps[:3, 2] = step
-    lps[:3, 3] = ipp0
-    affine = LPS_TO_RAS @ lps
 
-    meta = _series_meta(slices[0].ds)
-    meta.update(meta_4d)
-    report.into(meta)
-    if len(slices) > 1:
-        tilt = float(np.degrees(np.arccos(np.clip(abs(step @ normal) / max(np.linalg.norm(step), 1e-9), -1, 1))))
-        if tilt > 0.5:
-            meta["gantry_tilt_deg"] = tilt
-            meta.setdefault("warnings", []).append(
-                f"{folder}: slices are sheared by {tilt:.1f}° (gantry tilt); the affine keeps the shear")
-    if len(slices) > 2:
-        gaps = np.diff(positions)
-        med = float(np.median(gaps))
-        irregular = np.abs(gaps - med) > max(0.01 * med, 1e-3)
-        if np.any(irregular):
-            meta["uneven_spacing_mm"] = [float(g) for g in gaps[irregular]]
-            where = [float(positions[i]) for i in np.flatnonzero(irregular)]
-            text = (f"{folder}: uneven slice spacing (median {med:.3f} mm; gaps of "
-                    f"{', '.join(f'{g:.2f}' for g in gaps[irregular][:5])} mm after the slices at "
-                    f"{', '.join(f'{w:.1f}' for w in where[:5])} mm along the normal)")
-            if regularize:
-                data, affine = _regularize(data, positions, affine, med)
-                text += f"; resampled to {data.shape[2]} slices every {med:.3f} mm (linear)"
-            meta.setdefault("warnings", []).append(text)
-            log.warning("%s", text)
-    try:
-        return Volume(data, affine, modality, [s.path for s in slices], meta)
-    except MriViewerError as exc:
-        raise LoadError(folder, f"{exc} (PixelSpacing {_fmt([row_spacing, col_spacing])} mm, "
-                                f"slice step {np.linalg.norm(step):.6g} mm)") from exc
+def _note_tilt(meta: dict, folder: Path, step: np.ndarray, normal: np.ndarray) -> None:
+    """Record and warn about a slice step sheared off the normal by more than 0.5° (gantry tilt)."""
+    tilt = float(np.degrees(np.arccos(np.clip(abs(step @ normal) / max(np.linalg.norm(step), 1e-9), -1, 1))))
+    if tilt > 0.5:
+        meta["gantry_tilt_deg"] = tilt
+        meta.setdefault("warnings", []).append(
+            f"{folder}: slices are sheared by {tilt:.1f}° (gantry tilt); the affine keeps the shear")
+
+
+def _check_gaps(data: np.ndarray, affine: np.ndarray, positions: np.ndarray, meta: dict,
+                folder: Path, regularize: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Warn about uneven slice spacing (``meta["uneven_spacing_mm"]``) and, when ``regularize``,
+    resample onto an even grid at the median spacing. Returns ``(data, affine)``."""
+    gaps = np.diff(positions)
+    med = float(np.median(gaps))
+    irregular = np.abs(gaps - med) > max(0.01 * med, 1e-3)
+    if not np.any(irregular):
+        return data, affine
+    meta["uneven_spacing_mm"] = [float(g) for g in gaps[irregular]]
+    where = [float(positions[i]) for i in np.flatnonzero(irregular)]
+    text = (f"{folder}: uneven slice spacing (median {med:.3f} mm; gaps of "
+            f"{', '.join(f'{g:.2f}' for g in gaps[irregular][:5])} mm after the slices at "
+            f"{', '.join(f'{w:.1f}' for w in where[:5])} mm along the normal)")
+    if regularize:
+        data, affine = _regularize(data, positions, affine, med)
+        text += f"; resampled to {data.shape[2]} slices every {med:.3f} mm (linear)"
+    meta.setdefault("warnings", []).append(text)
+    log.warning("%s", text)
+    return data, affine

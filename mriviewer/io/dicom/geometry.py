@@ -317,3 +317,16 @@ def _regularize(data: np.ndarray, positions: np.ndarray, affine: np.ndarray, ste
     new = affine.copy()
     new[:3, 2] = affine[:3, 2] * ((positions[-1] - positions[0]) / (len(positions) - 1)) ** -1 * step_mm
     return out, new
+
+
+def _lps_affine(row_dir: np.ndarray, col_dir: np.ndarray, row_spacing: float, col_spacing: float,
+                step: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """Voxel ``(i, j, k)`` = (column, row, slice) → LPS mm (PS3.3 C.7.6.2.1.1): ``i`` along the
+    row direction every column spacing, ``j`` along the column direction every row spacing,
+    ``k`` by ``step``, from ``origin`` (the first slice's ImagePositionPatient)."""
+    lps = np.eye(4)
+    lps[:3, 0] = row_dir * col_spacing
+    lps[:3, 1] = col_dir * row_spacing
+    lps[:3, 2] = step
+    lps[:3, 3] = origin
+    return lps

@@ -87,6 +87,37 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "", regul
             header), or ``index4d`` out of range. The message names the file or folder and
             what is wrong.
     """
+    files, folder = _list_files(source)
+    single_file = len(files) == 1 and (not isinstance(source, (str, Path)) or Path(source).is_file())
+    report = _Report()
+    entries = _largest_series(_read_headers(files, folder, single_file, report), folder, report)
+
+    first = entries[0]
+    if first.facts["frames"] > 1 and len(entries) == 1:
+        try:
+            return _read_multiframe(first.path, first.ds, modality, report)
+        except _HEADER_ERRORS as exc:
+            raise LoadError(first.path, f"invalid multi-frame header ({type(exc).__name__}: {exc})") from exc
+
+    mosaic = [e for e in entries if _flagged_mosaic(e.ds)]
+    if mosaic or _csa_mosaic_count(first.ds) is not None:
+        return _read_mosaic_series(entries, folder, modality, index4d, report)
+
+    try:
+        return _read_slices(entries, folder, modality, regularize, index4d, report)
+    except MriViewerError:
+        raise
+    except _HEADER_ERRORS as exc:
+        raise LoadError(folder, f"invalid DICOM header ({type(exc).__name__}: {exc})") from exc
+
+
+def _list_files(source: str | Path | list[Path]) -> tuple[list[Path], Path]:
+    """``(files, folder)``: the files to try (a folder's regular files, sorted, or the list as
+    given) and the folder that names the series in messages.
+
+    Raises:
+        LoadError: no such path, an empty folder or an empty list.
+    """
     if isinstance(source, (str, Path)):
         folder = Path(source)
         if not folder.exists():
@@ -96,17 +127,22 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "", regul
         files = [folder] if folder.is_file() else sorted(p for p in folder.iterdir() if p.is_file())
         if not files:
             raise LoadError(folder, "folder contains no DICOM files")
-    else:
-        files = [Path(p) for p in source]
-        if not files:
-            raise LoadError(Path("."), "empty list of DICOM files")
-        folder = files[0].parent
+        return files, folder
+    files = [Path(p) for p in source]
+    if not files:
+        raise LoadError(Path("."), "empty list of DICOM files")
+    return files, files[0].parent
 
-    single_file = len(files) == 1 and (not isinstance(source, (str, Path)) or Path(source).is_file())
-    report = _Report()
+
+def _read_headers(files: list[Path], folder: Path, single_file: bool, report: _Report) -> list[_Slice]:
+    """One :class:`_Slice` per DICOM file with pixel data; the other files are skipped
+    (reported; files without the DICOM preamble only when named like DICOM files).
+
+    Raises:
+        LoadError: no usable file, or the one file given is not a DICOM image.
+    """
     entries: list[_Slice] = []
     suspects: list[str] = []  # no DICOM preamble but a DICOM-like name; reported if the series loads
-
     for path in files:
         try:
             ds = _read(path)
@@ -135,8 +171,11 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "", regul
     if not entries:
         reason = "no readable DICOM file with pixel data"
         raise LoadError(folder, reason + (f" ({report.skipped[0]})" if report.skipped else ""))
+    return entries
 
-    # One series per call: keep the largest SeriesInstanceUID group.
+
+def _largest_series(entries: list[_Slice], folder: Path, report: _Report) -> list[_Slice]:
+    """One series per call: the largest SeriesInstanceUID group (warned when there are several)."""
     groups: dict[str, list[_Slice]] = defaultdict(list)
     for e in entries:
         groups[e.facts["uid"]].append(e)
@@ -145,21 +184,4 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "", regul
         report.warn(f"{folder}: {len(groups)} series found, reading the largest ({uid}, "
                     f"{len(members)} of {len(entries)} files)")
         entries = members
-
-    first = entries[0]
-    if first.facts["frames"] > 1 and len(entries) == 1:
-        try:
-            return _read_multiframe(first.path, first.ds, modality, report)
-        except _HEADER_ERRORS as exc:
-            raise LoadError(first.path, f"invalid multi-frame header ({type(exc).__name__}: {exc})") from exc
-
-    mosaic = [e for e in entries if _flagged_mosaic(e.ds)]
-    if mosaic or _csa_mosaic_count(first.ds) is not None:
-        return _read_mosaic_series(entries, folder, modality, index4d, report)
-
-    try:
-        return _read_slices(entries, folder, modality, regularize, index4d, report)
-    except MriViewerError:
-        raise
-    except _HEADER_ERRORS as exc:
-        raise LoadError(folder, f"invalid DICOM header ({type(exc).__name__}: {exc})") from exc
+    return entries

@@ -47,6 +47,7 @@ from mriviewer.ml.models.registry import (
     FREEZE_MODES,
     HEAD_TYPES,
     STEM_MODES,
+    _Spec,
     _spec,
     head_module_names,
     hub_weights_path,
@@ -108,6 +109,27 @@ def build_model(
             linear weights fit the model (a file of another network).
     """
     spec = _spec(name)
+    in_channels, num_classes, dropout = _checked_options(stem, head, in_channels, num_classes,
+                                                         dropout)
+    pretrained = (str(pretrained).strip() if pretrained else "none") or "none"
+    path = _weights_file(name, pretrained)
+    state = _load_state(path) if path is not None else None
+    model = _network(name, in_channels, num_classes, head, dropout)
+    if state is not None:
+        message = _load_pretrained(model, name, spec, state, path, in_channels=in_channels,
+                                   num_classes=num_classes, stem=stem, head=head)
+    else:
+        message = _random_start_message(name, spec, pretrained)
+    log.info(message)
+    return model, message
+
+
+def _checked_options(stem: str, head: str, in_channels, num_classes, dropout) -> tuple[int, int, float]:
+    """``(in_channels, num_classes, dropout)`` as int, int, float once every option is valid.
+
+    Raises:
+        ConfigError: unknown stem or head, or a number out of range.
+    """
     if stem not in STEM_MODES:
         raise ConfigError(f"unknown stem option {stem!r}; use one of {', '.join(STEM_MODES)}")
     if head not in HEAD_TYPES:
@@ -118,48 +140,58 @@ def build_model(
         raise ConfigError(f"num_classes must be ≥ 1 (got {num_classes})")
     if not 0.0 <= float(dropout) < 1.0:
         raise ConfigError(f"dropout must be in [0, 1) (got {dropout})")
-    in_channels, num_classes, dropout = int(in_channels), int(num_classes), float(dropout)
+    return int(in_channels), int(num_classes), float(dropout)
 
-    pretrained = str(pretrained).strip() if pretrained else "none"
-    pretrained = pretrained or "none"
-    path: Path | None = None
+
+def _weights_file(name: str, pretrained: str) -> Path | None:
+    """The weights file ``pretrained`` names (``"auto"``: the hub cache's, if present;
+    ``"none"``: none).
+
+    Raises:
+        CheckpointError: a file given explicitly does not exist.
+    """
     if pretrained == "auto":
         path = hub_weights_path(name)
-        if path is not None and not path.is_file():
-            path = None
-    elif pretrained != "none":
-        path = Path(pretrained).expanduser()
-        if not path.is_file():
-            raise CheckpointError(f"{path}: pretrained weights file not found")
-    state = _load_state(path) if path is not None else None
+        return path if path is not None and path.is_file() else None
+    if pretrained == "none":
+        return None
+    path = Path(pretrained).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: pretrained weights file not found")
+    return path
 
-    model = _network(name, in_channels, num_classes, head, dropout)
 
-    if state is not None:
-        head_kind = "new mlp32 head" if head == "mlp32" else "new head"
-        head_note = f"{head_kind}, {num_classes} output{'s' if num_classes != 1 else ''}"
-        status = _load_partial(model, spec, state, in_channels, stem, head_note)
-        own = model.state_dict()
-        if not any(
-            own[k].dim() >= 2 for k, s in status.items() if s == _LOADED or s.startswith("adapted")
-        ):  # a few BatchNorm vectors of another network may fit by chance; that is no loading
-            raise CheckpointError(
-                f"{path}: none of its convolution or linear weights fit {name} (is it a {name} "
-                "weights file?)"
-            )
-        message = _loaded_message(str(path), status)
-    elif pretrained == "none":
-        message = "Pretrained weights off; training starts from random weights."
-    elif spec.weights is None:
-        message = f"{name} has no pretrained weights; training starts from random weights."
-    else:
-        message = (
-            f"No pretrained weights in {hub_weights_path(name)}; training starts from random "
-            "weights (put torchvision's file there or pass a weights file)."
+def _load_pretrained(model: nn.Module, name: str, spec: _Spec, state: dict, path: Path, *,
+                     in_channels: int, num_classes: int, stem: str, head: str) -> str:
+    """Load the fitting tensors of ``state`` into ``model``; the message says what was loaded.
+
+    Raises:
+        CheckpointError: none of the file's convolution or linear weights fit the model.
+    """
+    head_kind = "new mlp32 head" if head == "mlp32" else "new head"
+    head_note = f"{head_kind}, {num_classes} output{'s' if num_classes != 1 else ''}"
+    status = _load_partial(model, spec, state, in_channels, stem, head_note)
+    own = model.state_dict()
+    if not any(
+        own[k].dim() >= 2 for k, s in status.items() if s == _LOADED or s.startswith("adapted")
+    ):  # a few BatchNorm vectors of another network may fit by chance; that is no loading
+        raise CheckpointError(
+            f"{path}: none of its convolution or linear weights fit {name} (is it a {name} "
+            "weights file?)"
         )
-    log.info(message)
-    return model, message
+    return _loaded_message(str(path), status)
 
+
+def _random_start_message(name: str, spec: _Spec, pretrained: str) -> str:
+    """Why training starts from random weights: switched off, none exist, or none in the cache."""
+    if pretrained == "none":
+        return "Pretrained weights off; training starts from random weights."
+    if spec.weights is None:
+        return f"{name} has no pretrained weights; training starts from random weights."
+    return (
+        f"No pretrained weights in {hub_weights_path(name)}; training starts from random "
+        "weights (put torchvision's file there or pass a weights file)."
+    )
 
 def freeze(model: nn.Module, name: str, mode: str) -> int:
     """Choose which parameters of ``model`` (built by :func:`build_model` as ``name``) train.
