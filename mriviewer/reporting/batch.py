@@ -86,17 +86,7 @@ def export_reports(predictor, dataset: Dataset, out_dir: str | Path, case_ids: I
 
         loader = default_cache().get
     out_dir = Path(out_dir)
-    if case_ids is None:
-        cases = list(dataset.cases)
-    else:
-        cases, unknown = [], []
-        for cid in case_ids:
-            try:
-                cases.append(dataset.case(cid))
-            except DatasetError:
-                unknown.append(cid)
-        if unknown:
-            raise DatasetError(f"{dataset.root}: no case {', '.join(repr(c) for c in unknown)}")
+    cases = _chosen_cases(dataset, case_ids)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -105,16 +95,10 @@ def export_reports(predictor, dataset: Dataset, out_dir: str | Path, case_ids: I
     summary = ExportSummary(out_dir)
     names: set[str] = set()
     preds = []
-    total = len(cases)
     for done, case in enumerate(cases, start=1):
         if cancel():
             summary.cancelled = True
             break
-        name = report_filename(case.case_id)
-        stem, n = name[:-4], 2
-        while name.lower() in names:
-            name, n = f"{stem}-{n}.pdf", n + 1
-        names.add(name.lower())
         try:
             pred, cam = predictions.get(case.case_id), gradcams.get(case.case_id)
             if pred is None and cam is None:  # one preprocessing of the case for both
@@ -126,7 +110,7 @@ def export_reports(predictor, dataset: Dataset, out_dir: str | Path, case_ids: I
                 raise ExportCancelled
             inputs = build_report_inputs(predictor, case, loader, prediction=pred, gradcam=cam, dataset=dataset,
                                          **display)
-            result: Path | str = write_case_report(inputs, out_dir / name, cancel=cancel)
+            result: Path | str = write_case_report(inputs, out_dir / _unique_name(case.case_id, names), cancel=cancel)
             summary.written[case.case_id] = result
         except ExportCancelled:
             summary.cancelled = True
@@ -136,10 +120,37 @@ def export_reports(predictor, dataset: Dataset, out_dir: str | Path, case_ids: I
             if not isinstance(exc, MriViewerError):
                 log.warning("report of case %s failed", case.case_id, exc_info=True)
             summary.failed[case.case_id] = result
-        yield ReportProgress(done, total, case.case_id, result)
+        yield ReportProgress(done, len(cases), case.case_id, result)
     if not summary.cancelled and preds:
         by_id = {c.case_id: c for c in cases}
         summary.predictions_csv = write_predictions_csv(
             preds, predictor.class_names, out_dir / PREDICTIONS_CSV, dataset,
             role=lambda cid: predictor.role_of(by_id.get(cid, cid)))
     return summary
+
+
+def _chosen_cases(dataset: Dataset, case_ids: Iterable[str] | None) -> list:
+    """The cases named by ``case_ids`` in that order (all when ``None``); raises DatasetError
+    naming every id that is not a case of ``dataset``."""
+    if case_ids is None:
+        return list(dataset.cases)
+    cases, unknown = [], []
+    for cid in case_ids:
+        try:
+            cases.append(dataset.case(cid))
+        except DatasetError:
+            unknown.append(cid)
+    if unknown:
+        raise DatasetError(f"{dataset.root}: no case {', '.join(repr(c) for c in unknown)}")
+    return cases
+
+
+def _unique_name(case_id: str, taken: set[str]) -> str:
+    """The report's file name for ``case_id`` (:func:`report_filename`), with ``-2``, ``-3`` …
+    appended when it is in ``taken`` (compared case-insensitively); the name is added to ``taken``."""
+    name = report_filename(case_id)
+    stem, n = name[:-4], 2
+    while name.lower() in taken:
+        name, n = f"{stem}-{n}.pdf", n + 1
+    taken.add(name.lower())
+    return name
