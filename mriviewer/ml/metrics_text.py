@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from mriviewer.ml.metrics import _finite_or_none
+from mriviewer.core.text import fmt_interval, fmt_number
 
 
 def format_metrics(m: dict, title: str = "Test") -> str:
@@ -36,15 +36,11 @@ def format_metrics(m: dict, title: str = "Test") -> str:
 
 
 def _f3(v) -> str:
-    v = _finite_or_none(v)
-    return "n/a" if v is None else f"{v:.3f}"
+    return fmt_number(v, 3)
 
 
 def _ci(ci) -> str:
-    if not ci or len(ci) != 2:
-        return "n/a"
-    lo, hi = (_finite_or_none(c) for c in ci)
-    return "n/a" if lo is None or hi is None else f"{lo:.2f}–{hi:.2f}"
+    return fmt_interval(ci, 2)
 
 
 def _count(v) -> str:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 
 from mriviewer.core.colour import CAM_THRESHOLD
 from mriviewer.core.errors import MriViewerError
+from mriviewer.core.text import fmt_interval, fmt_number
 from mriviewer.core.volume import MODALITIES, Volume
 from mriviewer.data.cases import Case, Dataset
 
@@ -83,14 +83,11 @@ class ReportInputs:
 
 # ---------------------------------------------------------------------------- text helpers
 def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    return f"{v:.3f}"
+    return fmt_number(v, 3)
 
 
 def _ci(pair) -> str:
-    lo, hi = (list(pair) + [None, None])[:2] if pair else (None, None)
-    return "n/a" if lo is None or hi is None else f"{_fmt(lo)}–{_fmt(hi)}"
+    return fmt_interval(pair, 3)
 
 
 def report_filename(case_id: str) -> str:
