@@ -8,8 +8,7 @@ import pytest
 from mriviewer.core.planes import plane_slice
 from mriviewer.data.discover import discover
 from mriviewer.io.readers import load_volume
-
-from .conftest import real_data
+from tests.conftest import real_data
 
 pytestmark = pytest.mark.realdata
 
