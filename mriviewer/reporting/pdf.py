@@ -33,6 +33,7 @@ import numpy as np
 
 from mriviewer import RESEARCH_ONLY, __version__
 from mriviewer.core.volume import MODALITIES, Volume
+from mriviewer.ml.caveats import caveats_of, reported
 from mriviewer.reporting.flowables import _footer, _kv_table, _numbered_canvas, _styles, _t
 from mriviewer.reporting.inputs import ExportCancelled, ReportInputs, _ci, _fmt
 from mriviewer.reporting.pdf_images import _image_sections
@@ -43,10 +44,6 @@ _ROLE_TEXT = {
     "train": "train: the model was fitted on this case, so its prediction says nothing about performance",
     "external": "external: not part of this model's training data",
 }
-
-
-# Run warnings that are per-case noise rather than caveats on the reported figures.
-_SKIP_RUN_WARNINGS = ("Case ", "Cannot decode", "fp16")
 
 
 def _pixel_of(volume: Volume, ijk) -> tuple[int, int]:
@@ -152,7 +149,9 @@ def _metrics_section(inputs: ReportInputs, st, width) -> list:
                                     f"(mean ± sd over {cv.get('n_folds', 'n/a')} folds); the figures above are the "
                                     "test fold of this model."), st["body"]))
     test_w = list(test.get("warnings") or [])
-    run_w = [w for w in m.get("warnings") or [] if w not in test_w and not str(w).startswith(_SKIP_RUN_WARNINGS)]
+    # Caveats on the reported figures; per-case and run notes (skipped cases, a precision
+    # fallback) are the log's, not the report's.
+    run_w = [c.message for c in reported(caveats_of(m)) if c.message not in test_w]
     warns = [("Test set", w) for w in test_w] + [("Training run", w) for w in run_w]
     if warns:
         out.append(Paragraph("Warnings", st["h3"]))
