@@ -17,14 +17,15 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
     """JSON-ready description of what :func:`~mriviewer.data.discover.discover` finds at ``path``.
 
     Returns:
-        ``{"root", "layout", "task", "class_names", "label_source", "warnings", "cases": [
-        {"case_id", "label", "label_name", "modalities": {name: null | {"path", "shape",
+        ``{"root", "layout", "task", "class_names", "label_source", "patients", "warnings", "cases": [
+        {"case_id", "patient_id", "label", "label_name", "modalities": {name: null | {"path", "shape",
         "spacing_mm", "affine", "axcodes", "acquisition_plane", "reason"}}, "errors"}]}``.
         Standard modalities a case lacks are ``null``; ``reason`` says why a source is that
         modality (``ModalitySource.reason``, e.g. "file name '3_AX_T2_FLAIR' ends in 'flair'").
     """
     from mriviewer.cache.memory import default_cache
     from mriviewer.core.volume import MODALITIES
+    from mriviewer.data.patients import patient_count
 
     ds = _discover(path, assign or [], volume)
     cases = []
@@ -50,12 +51,12 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
             if src is not None:
                 mods[m]["reason"] = getattr(src, "reason", "")
         label_name = ds.label_name(case)
-        cases.append({"case_id": case.case_id, "label": case.label, "label_name": label_name,
-                      "modalities": mods, "errors": errors})
+        cases.append({"case_id": case.case_id, "patient_id": case.patient_id, "label": case.label,
+                      "label_name": label_name, "modalities": mods, "errors": errors})
     return {
         "root": str(ds.root), "layout": ds.layout, "task": ds.task, "class_names": ds.class_names,
         "label_source": str(ds.label_source) if ds.label_source else None,
-        "patient_ids": ds.patient_ids, "warnings": ds.warnings, "cases": cases,
+        "patient_ids": ds.patient_ids, "patients": patient_count(ds), "warnings": ds.warnings, "cases": cases,
     }
 
 
@@ -71,7 +72,8 @@ def _cmd_info(args) -> int:
         if not loaded:
             print(f"mriviewer: error: {args.path}: no case could be loaded (see errors)", file=sys.stderr)
         return 0 if loaded else 2
-    print(f"{info['root']}: {info['layout']}, {len(info['cases'])} case(s), task {info['task']}")
+    patients = f" of {info['patients']} patient(s)" if info["patient_ids"] else " (no patient IDs)"
+    print(f"{info['root']}: {info['layout']}, {len(info['cases'])} case(s){patients}, task {info['task']}")
     for w in info["warnings"]:
         print(f"  warning: {w}")
     for c in info["cases"]:
@@ -80,7 +82,8 @@ def _cmd_info(args) -> int:
             f"{m} {'x'.join(map(str, d['shape']))} {d['axcodes']} {d['acquisition_plane']}" if "shape" in d else m
             for m, d in present.items()
         )
-        print(f"  {c['case_id']}  label={c['label_name']}  {desc}")
+        who = f"  patient {c['patient_id']}" if c["patient_id"] and c["patient_id"] != c["case_id"] else ""
+        print(f"  {c['case_id']}{who}  {c['label_name'] or 'unlabelled'}  {desc}")
         for m, d in present.items():
             if d.get("reason"):
                 print(f"    {m}: {d['reason']}")

@@ -59,7 +59,9 @@ class Case:
     ``label`` is the class index into :attr:`Dataset.class_names`, or ``None`` when unknown.
     ``errors`` holds messages naming files that could not be used; the case stays listed.
     ``source`` is the folder (as the user gave it) the case came from when the dataset was
-    put together by :func:`assemble`, else ``None``.
+    put together by :func:`assemble`, else ``None``. ``patient_id`` names the patient the case
+    (a study, session or time point) belongs to when it is known (:mod:`mriviewer.data.patients`),
+    else ``None``: the case is then its own patient. Splits keep a patient's cases together.
     """
 
     case_id: str
@@ -70,6 +72,7 @@ class Case:
     is_2d: bool = False
     label_name: str | None = None
     source: str | None = None
+    patient_id: str | None = None
 
     def first_modality(self, preferred: tuple[str, ...] = MODALITIES) -> str | None:
         """The first present modality in ``preferred`` order, else any present one."""

@@ -76,6 +76,7 @@ from mriviewer.data.layouts.rsna import (
 )
 from mriviewer.data.listing import _AUX_SUFFIXES, FolderListing
 from mriviewer.data.modality import guess_modality
+from mriviewer.data.patients import assign_patients
 from mriviewer.io.dicom.scan import is_dicom_file
 from mriviewer.io.paths import IMAGE_SUFFIXES, is_nifti
 
@@ -93,7 +94,8 @@ def discover(path: str | Path) -> Dataset:
     silently, and never stops the other cases from opening. When one part has labels (a task)
     and others do not, the others' cases are listed without labels (and the warning says so).
 
-    Cases are listed in folder order; a :data:`DATASET_SETTINGS` file in the dataset's root or
+    Each case's patient is set where the layout or the names tell
+    (:func:`mriviewer.data.patients.assign_patients`). Cases are listed in folder order; a :data:`DATASET_SETTINGS` file in the dataset's root or
     its parent is read into :attr:`Dataset.settings`.
 
     Raises:
@@ -101,7 +103,7 @@ def discover(path: str | Path) -> Dataset:
             a FIFO, a socket), or holds nothing mriviewer can read; or its label file is
             unusable (see :func:`read_label_table`).
     """
-    ds = _discover(Path(path).expanduser())
+    ds = assign_patients(_discover(Path(path).expanduser()))
     for folder in (ds.root, ds.root.parent):
         f = folder / DATASET_SETTINGS
         if os.path.isfile(f):

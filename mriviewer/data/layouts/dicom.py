@@ -56,7 +56,8 @@ def _dicom_series_case(folder: Path, only: Path | None = None) -> Dataset:
                 ds.warnings.append(
                     f"{only}: only its own series is opened ({len(info.files)} file(s)); "
                     f"{len(series) - 1} other series in {folder} are not (open the folder for them)")
-        ds.cases.append(Case(_series_case_id(folder, info, idx + 1, len(series)), {m: src}))
+        ds.cases.append(Case(_series_case_id(folder, info, idx + 1, len(series)), {m: src},
+                             patient_id=info.patient_id))
         return ds
     ds.warnings.extend(problems)
     if not series:
@@ -73,11 +74,12 @@ def _dicom_series_case(folder: Path, only: Path | None = None) -> Dataset:
     one_study = len({info.study for info in series}) == 1
     if len(series) > 1 and one_study and len(set(mods)) == len(mods) and UNKNOWN_MODALITY not in mods:
         ds.cases.append(Case(folder.name, {m: source(info, m, r)
-                                           for info, (m, r) in zip(series, guesses, strict=True)}))
+                                           for info, (m, r) in zip(series, guesses, strict=True)},
+                             patient_id=series[0].patient_id))
         return ds
     for n, (info, (modality, reason)) in enumerate(zip(series, guesses, strict=True), start=1):
         ds.cases.append(Case(_series_case_id(folder, info, n, len(series)),
-                             {modality: source(info, modality, reason)}))
+                             {modality: source(info, modality, reason)}, patient_id=info.patient_id))
     return ds
 
 

@@ -61,7 +61,7 @@ def _build_rsna_case(listing: FolderListing) -> tuple[Dataset, set[Path]]:
 
 
 def _rsna_case(case_dir: Path) -> Case:
-    case = Case(case_dir.name)
+    case = Case(case_dir.name, patient_id=case_dir.name)  # RSNA-MICCAI: one case per patient
     try:
         FolderListing.read(case_dir)
     except DatasetError as exc:

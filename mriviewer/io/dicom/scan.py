@@ -45,6 +45,7 @@ class SeriesInfo:
         description: SeriesDescription (may be empty).
         rows, columns: in-plane matrix.
         multiframe: an enhanced (multi-frame) image.
+        study: ``"PatientID|StudyInstanceUID"`` of its first file.
     """
 
     files: list[Path]
@@ -54,6 +55,11 @@ class SeriesInfo:
     columns: int
     multiframe: bool = False
     study: str = ""
+
+    @property
+    def patient_id(self) -> str | None:
+        """The series' PatientID (0010,0020), or ``None`` when the files have none."""
+        return self.study.split("|", 1)[0] or None
 
 
 def scan_series(folder: Path) -> tuple[list[SeriesInfo], list[str]]:
