@@ -5,13 +5,30 @@ from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 
 from mriviewer.core.errors import MriViewerError
 
 
-def _discover(path, assign: list[str], volume: int = 1):
+def label_spec(args):
+    """The :class:`~mriviewer.data.label_table.LabelSpec` of ``--labels`` and its options, or
+    ``None`` without ``--labels`` (the options without it are an error)."""
+    from mriviewer.data.label_table import LabelSpec, parse_label_map
+
+    given = [o for o in ("label_column", "id_column", "patient_column", "label_map") if getattr(args, o, None)]
+    if not getattr(args, "labels", None):
+        if given or getattr(args, "exclude_label", None):
+            raise MriViewerError(f"--{(given or ['exclude_label'])[0].replace('_', '-')} needs --labels FILE")
+        return None
+    return LabelSpec(Path(args.labels), args.label_column, args.id_column, args.patient_column,
+                     parse_label_map(args.label_map), tuple(args.exclude_label or ()))
+
+
+def _discover(path, assign: list[str], volume: int = 1, labels=None):
     """discover() (or assemble() for several / labelled ``--data`` values) plus the user's
-    modality assignments and 4D volume choice (1-based)."""
+    modality assignments, 4D volume choice (1-based) and label table (``labels``, a
+    :class:`~mriviewer.data.label_table.LabelSpec`, applied last; what it matched is said on
+    stderr)."""
     from mriviewer.data.assemble import assemble, parse_data_args
     from mriviewer.data.cases import assign_modality
     from mriviewer.data.discover import discover
@@ -36,6 +53,13 @@ def _discover(path, assign: list[str], volume: int = 1):
             raise MriViewerError(f"--assign {item!r}: expected OLD=NEW, e.g. other=T2w")
         old, new = (v.strip() for v in item.split("=", 1))
         assign_modality(ds, old, new)
+    if labels is not None:
+        from mriviewer.data.label_table import apply_labels
+
+        m = apply_labels(ds, labels)
+        counts = ", ".join(f"{k} {n}" for k, n in m.class_counts().items())
+        print(f"labels from {labels.path.name}: column {m.label_column!r}, ids in {m.id_column!r} "
+              f"(by {m.keyed_by}); {len(m.labels)} of {len(ds.cases)} cases labelled ({counts})", file=sys.stderr)
     return ds
 
 

@@ -13,6 +13,7 @@ from mriviewer.cli.evaluate import _cmd_cam_check, _cmd_evaluate, _cmd_predict
 from mriviewer.cli.export import _cmd_report
 from mriviewer.cli.gui import _cmd_demo, _cmd_desktop, _cmd_view
 from mriviewer.cli.info import _cmd_cache, _cmd_convert, _cmd_info
+from mriviewer.cli.labels import _cmd_labels
 from mriviewer.cli.parser import build_parser
 from mriviewer.cli.train import _cmd_presets, _cmd_train
 from mriviewer.core.errors import MriViewerError
@@ -49,7 +50,7 @@ def _main(argv: list[str] | None = None) -> int:
     handlers = {"view": _cmd_view, "info": _cmd_info, "train": _cmd_train, "predict": _cmd_predict,
                 "report": _cmd_report, "convert": _cmd_convert, "demo": _cmd_demo, "presets": _cmd_presets,
                 "evaluate": _cmd_evaluate, "cam-check": _cmd_cam_check, "cache": _cmd_cache,
-                "desktop": _cmd_desktop}
+                "desktop": _cmd_desktop, "labels": _cmd_labels}
     try:
         return handlers[args.command](args)
     except MriViewerError as exc:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from mriviewer.cli.common import _discover, _f, _predict_all
+from mriviewer.cli.common import _discover, _f, _predict_all, label_spec
 from mriviewer.core.errors import MriViewerError
 
 
@@ -16,7 +16,7 @@ def _cmd_predict(args) -> int:
     from mriviewer.reporting.predictions_csv import write_predictions_csv
 
     predictor = Predictor.load(args.checkpoint, args.device)
-    ds = _discover(args.data, args.assign, args.volume)
+    ds = _discover(args.data, args.assign, args.volume, label_spec(args))
     preds = _predict_all(predictor, ds, args.allow_missing_modality)
     if not preds:
         raise MriViewerError(f"{', '.join(args.data)}: no case could be predicted")
@@ -46,7 +46,7 @@ def _cmd_evaluate(args) -> int:
     from mriviewer.reporting.predictions_csv import write_predictions_csv
 
     predictor = Predictor.load(args.checkpoint, args.device)
-    ds = _discover(args.data, args.assign, args.volume)
+    ds = _discover(args.data, args.assign, args.volume, label_spec(args))
     if ds.task == "none":
         raise MriViewerError(f"{', '.join(args.data)}: no labels found; evaluate needs a labelled set")
     names = predictor.class_names
@@ -94,7 +94,7 @@ def _cmd_cam_check(args) -> int:
     from mriviewer.ml.predict import Predictor, head_mask
 
     predictor = Predictor.load(args.checkpoint, args.device)
-    ds = _discover(args.data, args.assign, args.volume)
+    ds = _discover(args.data, args.assign, args.volume, label_spec(args))
     cases = [c for c in ds.cases if c.segmentation is not None]
     if not cases:
         raise MriViewerError(f"{', '.join(args.data)}: no case has a tumour mask (BraTS seg / GT_W)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from mriviewer.cli.common import _discover
+from mriviewer.cli.common import _discover, label_spec
 from mriviewer.core.errors import MriViewerError
 
 
@@ -18,7 +18,7 @@ def _cmd_report(args) -> int:
     if bool(args.case) == bool(args.all or args.cases):
         raise MriViewerError("give either --case ID (one PDF) or --all / --cases ID,ID (a folder of PDFs)")
     predictor = Predictor.load(args.checkpoint, args.device)
-    ds = _discover(args.data, args.assign, args.volume)
+    ds = _discover(args.data, args.assign, args.volume, label_spec(args))
     if args.case:
         case = ds.case(args.case)
         inputs = build_report_inputs(predictor, case, default_cache().get, dataset=ds)

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 from mriviewer import __version__
-from mriviewer.cli.common import _discover
+from mriviewer.cli.common import _discover, label_spec
 from mriviewer.core.errors import MriViewerError
 
 
 def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] | None = None,
-                 volume: int = 1) -> dict:
+                 volume: int = 1, labels=None) -> dict:
     """JSON-ready description of what :func:`~mriviewer.data.discover.discover` finds at ``path``.
 
     Returns:
@@ -27,7 +27,7 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
     from mriviewer.core.volume import MODALITIES
     from mriviewer.data.patients import patient_count
 
-    ds = _discover(path, assign or [], volume)
+    ds = _discover(path, assign or [], volume, labels)
     cases = []
     for case in ds.cases:
         mods: dict = {}
@@ -56,14 +56,16 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
     return {
         "root": str(ds.root), "layout": ds.layout, "task": ds.task, "class_names": ds.class_names,
         "label_source": str(ds.label_source) if ds.label_source else None,
-        "patient_ids": ds.patient_ids, "patients": patient_count(ds), "warnings": ds.warnings, "cases": cases,
+        "patient_ids": ds.patient_ids, "patients": patient_count(ds), "labels": ds.label_record or None,
+        "warnings": ds.warnings, "cases": cases,
     }
 
 
 def _cmd_info(args) -> int:
     from mriviewer.core.files import json_safe
 
-    info = dataset_info(args.path, read_headers=not args.no_headers, assign=args.assign, volume=args.volume)
+    info = dataset_info(args.path, read_headers=not args.no_headers, assign=args.assign, volume=args.volume,
+                        labels=label_spec(args))
     loaded = args.no_headers or any(
         d and "shape" in d for c in info["cases"] for d in c["modalities"].values()
     )

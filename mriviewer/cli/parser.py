@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = p.add_subparsers(dest="command")
     for add in (_add_view, _add_info, _add_presets, _add_train, _add_evaluate, _add_cam_check, _add_predict,
-                _add_report, _add_convert, _add_demo, _add_cache, _add_desktop):
+                _add_report, _add_convert, _add_demo, _add_cache, _add_desktop, _add_labels_command):
         add(sub)
     return p
 
@@ -41,6 +41,7 @@ def _add_info(sub) -> None:
     i.add_argument("--json", action="store_true", help="print JSON")
     i.add_argument("--no-headers", action="store_true", help="list files only, do not read image headers")
     _add_assign(i)
+    _add_labels(i)
 
 
 def _add_presets(sub) -> None:
@@ -75,6 +76,7 @@ def _add_train(sub) -> None:
     t.add_argument("--pretrained", help="auto (torch hub cache), none, or a weights file")
     t.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
     _add_assign(t)
+    _add_labels(t)
 
 
 def _add_evaluate(sub) -> None:
@@ -159,6 +161,36 @@ def _add_model_and_data(parser: argparse.ArgumentParser, missing_modality: bool 
         parser.add_argument("--allow-missing-modality", action="store_true",
                             help="predict with zeros for a modality the data lacks (otherwise an error)")
     _add_assign(parser)
+    _add_labels(parser)
+
+
+def _add_labels(parser: argparse.ArgumentParser) -> None:
+    """The user's label table: ``--labels FILE`` and its columns, mapping and exclusions."""
+    g = parser.add_argument_group("labels from your own table (CSV, TSV or Excel .xlsx)")
+    g.add_argument("--labels", metavar="FILE", help="label table; replaces labels found beside the data")
+    g.add_argument("--label-column", metavar="NAME", help="the column holding the class (e.g. IDH)")
+    g.add_argument("--id-column", metavar="NAME",
+                   help="the column of case or patient ids (default: the column matching most ids; said)")
+    g.add_argument("--patient-column", metavar="NAME", help="a column naming each case's patient")
+    g.add_argument("--label-map", metavar="V=CLASS,...",
+                   help='map values to classes, e.g. "2=LGG,3=LGG,4=HGG" (unmapped values: unlabelled)')
+    g.add_argument("--exclude-label", action="append", default=[], metavar="VALUE",
+                   help="leave out cases with this value (raw or mapped; repeatable)")
+
+
+def _add_labels_command(sub) -> None:
+    la = sub.add_parser("labels", help="check a label table against a dataset (columns, matches, conflicts)",
+                        description="Shows each column with its type and value counts, which column holds the "
+                                    "ids (detected unless --id-column), how many ids match cases, the cases "
+                                    "without a row and the rows without a case, repeated and conflicting ids, "
+                                    "and the classes the chosen --label-column makes.")
+    la.add_argument("file", metavar="FILE", help="CSV, TSV or Excel .xlsx table")
+    la.add_argument("--data", required=True, action="append", metavar="[LABEL=]PATH", help="dataset folder")
+    la.add_argument("--json", action="store_true", help="print JSON")
+    for opt, kw in (("--label-column", {"metavar": "NAME"}), ("--id-column", {"metavar": "NAME"}),
+                    ("--patient-column", {"metavar": "NAME"}), ("--label-map", {"metavar": "V=CLASS,..."})):
+        la.add_argument(opt, **kw)
+    la.add_argument("--exclude-label", action="append", default=[], metavar="VALUE")
 
 
 def _add_assign(parser: argparse.ArgumentParser) -> None:

@@ -99,6 +99,9 @@ class Dataset:
     warnings: list[str] = field(default_factory=list)
     patient_ids: bool = True
     settings: dict = field(default_factory=dict)
+    #: The user's label table as recorded with a run (:func:`mriviewer.data.label_table.apply_labels`:
+    #: file name, SHA-256, columns, mapping), or empty when the labels came with the dataset.
+    label_record: dict = field(default_factory=dict)
 
     @property
     def task(self) -> str:
