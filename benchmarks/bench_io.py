@@ -27,12 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mriviewer.cache.disk import DiskCache  # noqa: E402
-
 from mriviewer.cache.memory import VolumeCache  # noqa: E402
 from mriviewer.data.cases import ModalitySource  # noqa: E402
 from mriviewer.data.discover import discover  # noqa: E402
-from mriviewer.io.dicom.series import read_dicom_series  # noqa: E402
 from mriviewer.io.dicom.scan import scan_series  # noqa: E402
+from mriviewer.io.dicom.series import read_dicom_series  # noqa: E402
 
 
 def best_of(fn, repeat: int) -> float:

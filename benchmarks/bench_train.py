@@ -8,7 +8,7 @@ Everything is measured in this process, in this run:
    it arrives and when the engine resumes, so time spent in the callback is left out. An epoch's
    *training part* is the engine time from the previous ``EpochEvent`` to the epoch's last
    ``ProgressEvent("train")``: sample-store reads, augmentation, collation, forward, backward,
-   optimiser step. The epoch's ``record["seconds"]`` also holds the validation pass; it is
+   optimiser step. The epoch's ``record.seconds`` also holds the validation pass; it is
    printed, and validation = ``seconds`` − training part. The baseline is a plain PyTorch loop:
    the same network (:func:`mriviewer.ml.models.build.build_model`, i.e. the torchvision model with a
    C-channel stem and a new head; random weights in both), the same optimiser (Adam, the
@@ -182,7 +182,7 @@ def set_label(sampler: GpuSampler | None, label: str | None) -> None:
 class EpochTimes:
     epoch: int
     train: float  # training part: engine time from the epoch's start to its last batch
-    seconds: float  # the engine's record["seconds"] (training + validation), callbacks removed
+    seconds: float  # the engine's record.seconds (training + validation), callbacks removed
     wall: float  # training part + validation + checkpoint (to the EpochEvent)
     batches: int
 
@@ -213,8 +213,8 @@ class Run:
                 paused[e.epoch] = paused.get(e.epoch, 0.0) + resume - arrival
                 batches[e.epoch] = e.total
             elif kind == "EpochEvent":
-                n = e.record["epoch"]
-                seconds = float(e.record["seconds"]) - paused.get(n, 0.0)
+                n = e.record.epoch
+                seconds = float(e.record.seconds) - paused.get(n, 0.0)
                 out.append(EpochTimes(n, train[n], seconds, train[n] + arrival - prev, batches[n]))
             prev = resume
         return out
@@ -286,9 +286,8 @@ class DataPath:
         import torch
         from torch.utils.data import DataLoader, RandomSampler
 
-        from mriviewer.ml.store import SampleDataset, SampleStore, worker_count
-
         from mriviewer.ml.augment import make_augment
+        from mriviewer.ml.store import SampleDataset, SampleStore, worker_count
 
         ds = SampleDataset(SampleStore(cfg), items, make_augment(cfg, cfg.seed), cfg.normalise)
         nw, bs, n = worker_count(cfg), cfg.batch_size, len(items)
@@ -411,8 +410,8 @@ def run_benchmark(args, work: Path) -> None:
 
     from mriviewer.data.discover import discover
     from mriviewer.ml.config import TrainConfig, is_3d_model
-    from mriviewer.ml.store import SampleStore
     from mriviewer.ml.device import resolve_device
+    from mriviewer.ml.store import SampleStore
 
     torch.manual_seed(0)
     share = CpuShare()

@@ -45,10 +45,9 @@ import numpy as np  # noqa: E402
 import pyqtgraph as pg  # noqa: E402
 from PySide6 import QtWidgets  # noqa: E402
 
-from mriviewer.core.planes import PLANES, plane_slice  # noqa: E402
-
-from mriviewer.core.colour import overlay_lut  # noqa: E402
 from mriviewer.app.viewer import ViewerState  # noqa: E402
+from mriviewer.core.colour import overlay_lut  # noqa: E402
+from mriviewer.core.planes import PLANES, plane_slice  # noqa: E402
 from mriviewer.core.volume import Volume  # noqa: E402
 
 SHAPE = (240, 240, 155)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from mriviewer import RESEARCH_ONLY, __version__
-from mriviewer.cli.common import _discover, _f
+from mriviewer.cli.common import _discover, _f, label_spec
 from mriviewer.core.errors import MriViewerError
 
 
@@ -71,7 +71,7 @@ def _cmd_train(args) -> int:
     from mriviewer.ml.engine import Trainer
     from mriviewer.ml.events import EpochEvent, FoldEvent, LogEvent, ProgressEvent
 
-    ds = _discover(args.data, args.assign, args.volume)
+    ds = _discover(args.data, args.assign, args.volume, label_spec(args))
     cfg = _train_config(args, ds)
     unknown = [m for m in cfg.modalities if m not in ds.modalities
                and not any(f in ds.modalities for f in cfg.modality_fallback.get(m, []))]
@@ -108,9 +108,9 @@ def _cmd_train(args) -> int:
                 err(f"Prepared {ev.total} cases.")
             elif isinstance(ev, EpochEvent):
                 r = ev.record
-                err(f"{r['fold']:>8} epoch {r['epoch']:3d}  train_loss {r['train_loss']:.4f}  val_loss {r['val_loss']:.4f}  "
-                    f"val_auc {_f(r['val_auc'])}  val_acc {_f(r['val_accuracy'])}  lr {r['lr']:.2g}  {r['seconds']:.1f}s"
-                    + ("  *best" if r["is_best"] else ""))
+                err(f"{r.fold:>8} epoch {r.epoch:3d}  train_loss {r.train_loss:.4f}  val_loss {r.val_loss:.4f}  "
+                    f"val_auc {_f(r.val_auc)}  val_acc {_f(r.val_accuracy)}  lr {r.lr:.2g}  {r.seconds:.1f}s"
+                    + ("  *best" if r.is_best else ""))
             elif isinstance(ev, FoldEvent):
                 err(f"{ev.name} done ({ev.index}/{ev.total}).")
     except StopIteration as done:

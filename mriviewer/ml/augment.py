@@ -1,4 +1,8 @@
 """Training-time augmentation (random flips, rotations, intensity jitter) and worker seeding.
+
+The steps run in a MONAI ``Compose``, seeded once (:func:`make_augment`); every ``DataLoader``
+worker re-seeds them from the worker's own seed (:func:`reseed_worker`), so a seeded run draws
+the same augmentations again and no two workers repeat each other's draws.
 """
 
 from __future__ import annotations
@@ -16,6 +20,15 @@ def make_augment(config: TrainConfig, seed: int = 0):
     and ``RandAffine`` (in-plane rotation, scale, translation). Brightness for both: MONAI
     ``RandScaleIntensity`` (x · f, f uniform in [low, high]). Left–right flips are safe here:
     lesion side carries no label information in these tasks.
+
+    Args:
+        config: the run's config (``augment``, ``is_3d``, ``depth``, ``image_size``).
+        seed: seeds each MONAI random step. torchvision's steps draw from torch's generator,
+            seeded by the run.
+
+    Returns:
+        A picklable callable: float32 tensor ``(C, H, W)`` / ``(C, D, H, W)`` → plain tensor of
+        the same shape; ``None`` without augmentation.
     """
     aug = config.augment or {}
     flip = float(aug.get("flip_lr", 0) or 0)
@@ -51,36 +64,39 @@ def make_augment(config: TrainConfig, seed: int = 0):
         steps.append(RandScaleIntensity(factors=(bright[0] - 1.0, bright[1] - 1.0), prob=1.0))
     if not steps:
         return None
-    for t in steps:
+    from monai.transforms import Compose, EnsureType
+
+    # MONAI's Compose chains the steps; the last one hands a plain tensor to the batch collation
+    # (MONAI transforms return MetaTensors). Seeding stays ours (_seed_steps), see there.
+    compose = Compose([*steps, EnsureType(data_type="tensor", track_meta=False)])
+    _seed_steps(compose, seed)
+    return compose
+
+
+def _seed_steps(compose, seed: int) -> None:
+    """Seed every random step of ``compose`` with ``seed`` itself.
+
+    Not MONAI's ``Compose.set_random_state`` (nor ``monai.data.utils.worker_init_fn``, which
+    calls it): that gives each step a seed drawn from ``seed``, which is as deterministic but
+    changes the augmentation every seeded run draws. Runs would no longer repeat those of earlier
+    versions, and the R(2+1)D-18 row of ``tests/ml/test_model_table.py`` (whose Grad-CAM
+    localisation depends on the draws) fails with it: 1 of 6 lesion cases localised, not 6.
+    """
+    for t in compose.transforms:
         if hasattr(t, "set_random_state"):
-            t.set_random_state(seed)
-    return _Compose(steps)
-
-
-class _Compose:
-    """Apply transforms in order (picklable for DataLoader workers)."""
-
-    def __init__(self, steps) -> None:
-        self.steps = steps
-
-    def __call__(self, x):
-        import torch
-
-        for t in self.steps:
-            x = t(x)
-        return torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x.as_tensor() if hasattr(x, "as_tensor") else x
+            t.set_random_state(seed=seed)
 
 
 def reseed_worker(worker_id: int) -> None:
     """``DataLoader`` ``worker_init_fn``: MONAI's random transforms keep their own NumPy state,
     which every worker would otherwise copy from the parent and repeat (the same "random"
-    augmentation in every worker); each worker's transforms are re-seeded from the worker's own
-    seed (what ``monai.data.utils.worker_init_fn`` does for MONAI datasets). torchvision's v2
-    transforms draw from torch's generator, which PyTorch already seeds per worker."""
+    augmentation in every worker); each worker's steps are re-seeded from the worker's own seed
+    (what ``monai.data.utils.worker_init_fn`` does, with our seeding: :func:`_seed_steps`).
+    torchvision's v2 transforms draw from torch's generator, which PyTorch already seeds per
+    worker."""
     import torch
 
     info = torch.utils.data.get_worker_info()
     augment = getattr(getattr(info, "dataset", None), "augment", None)
-    for t in getattr(augment, "steps", ()):
-        if hasattr(t, "set_random_state"):
-            t.set_random_state(seed=info.seed % (2**32))
+    if augment is not None:
+        _seed_steps(augment, info.seed % (2**32))

@@ -8,6 +8,11 @@ wraps it in a worker thread whose ``yielded`` signal feeds the curves (the napar
 batch; the best checkpoint so far stays on disk. :func:`run_training` drives the generator with
 plain callbacks.
 
+The trainer orchestrates: the device and process group, per-modality members, decoding and
+preprocessing into the sample store, the split and its checks, one :class:`~.fit.FitLoop` per
+fold (model, phases, epochs, validation, test; its per-epoch decisions are the hooks of
+:mod:`.hooks`), and the pooled results. A run works on its own copy of the config.
+
 Evaluation cannot flatter by construction (:mod:`.splits`): **train** fits the weights,
 **validation** chooses the epoch (``config.monitor``) and drives early stopping and
 ReduceLROnPlateau, and **test** — never seen before the end — gives the only reported numbers
@@ -26,10 +31,8 @@ from __future__ import annotations
 import copy
 import csv
 import logging
-import math
 import shutil
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
@@ -39,11 +42,9 @@ import numpy as np
 
 from mriviewer.core.errors import ConfigError, DatasetError, MriViewerError
 from mriviewer.core.files import atomic_path, csv_text, write_json
-from mriviewer.data.cases import Case, Dataset, case_identity
-from mriviewer.ml.augment import make_augment, reseed_worker
-from mriviewer.ml.checkpoint import new_checkpoint, save_checkpoint
+from mriviewer.data.cases import Case, Dataset
 from mriviewer.ml.config import TrainConfig
-from mriviewer.ml.device import _amp_name, resolve_amp, resolve_device
+from mriviewer.ml.device import resolve_device
 from mriviewer.ml.duplicates import (
     MAX_DISTANCE,
     cross_role_duplicates,
@@ -51,27 +52,19 @@ from mriviewer.ml.duplicates import (
     near_duplicate_pairs,
 )
 from mriviewer.ml.events import EpochEvent, FoldEvent, LogEvent, ProgressEvent, TrainResult
-from mriviewer.ml.hooks import _improves, _loss, _monitor_value, _optimizer, _scheduler
+from mriviewer.ml.fit import FitLoop, RunContext, probabilities
+from mriviewer.ml.hooks import _monitor_value
 from mriviewer.ml.metrics import classification_metrics, summarise_folds
 from mriviewer.ml.metrics_text import format_metrics
-from mriviewer.ml.preprocess import Preprocessor, normalise_channels
-from mriviewer.ml.scores import accuracy, auc
-from mriviewer.ml.splits import Split, make_splits
-from mriviewer.ml.store import SampleDataset, SampleStore, worker_count
+from mriviewer.ml.preprocess import Preprocessor
+from mriviewer.ml.splits import make_splits
+from mriviewer.ml.store import SampleStore
+
+# The event types and ``probabilities`` (used by :mod:`.predict`) stay importable from here.
+__all__ = ["EpochEvent", "FoldEvent", "LogEvent", "ProgressEvent", "TrainResult", "Trainer", "probabilities",
+           "run_training"]
 
 log = logging.getLogger(__name__)
-
-
-def probabilities(logits):
-    """Class probabilities ``(B, K)`` from logits ``(B, K)`` (softmax) or ``(B, 1)`` (a binary
-    task's single logit: ``[1 − σ, σ]``)."""
-    import torch
-
-    logits = logits.float()
-    if logits.shape[1] == 1:
-        p = torch.sigmoid(logits[:, 0])
-        return torch.stack([1 - p, p], dim=1)
-    return torch.softmax(logits, dim=1)
 
 
 @dataclass
@@ -85,7 +78,7 @@ class Trainer:
     """Train ``config.model`` on the labelled cases of ``dataset``.
 
     Args:
-        config: the run's configuration.
+        config: the run's configuration; the run works on a copy (it fills in ``modalities``).
         dataset: discovered (or assembled) dataset with labels (binary or multiclass).
         out_dir: where the result files go (created).
         loader: ``ModalitySource → Volume``; defaults to the process-wide cache.
@@ -94,7 +87,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dataset: Dataset, out_dir: str | Path, loader=None,
                  store_root: str | Path | None = None) -> None:
-        self.config = config.validate()
+        self.config = copy.deepcopy(config).validate()  # the caller's config stays as it was
         self.dataset = dataset
         self.out_dir = Path(out_dir)
         if loader is None:
@@ -117,6 +110,7 @@ class Trainer:
 
     @property
     def stopping(self) -> bool:
+        """Whether the run is ending (a stop was asked for and, under ``torchrun``, agreed)."""
         return self._stop.is_set()
 
     # ------------------------------------------------------------------ helpers
@@ -325,12 +319,14 @@ class Trainer:
                 break
             fold_dir = out if len(splits) == 1 else out / f"fold-{k}"
             torch.manual_seed(cfg.seed + k)
-            fold = yield from self._fit(cfg, split, cases, prepared, class_names, fold_dir,
-                                        f"{tag} {split.name}".strip())
+            fold_index = k if cfg.folds else None
+            loop = FitLoop(self._context(), cfg, split, cases, prepared, class_names, fold_dir,
+                           f"{tag} {split.name}".strip(), fold_index)
+            fold = yield from loop.run()
             if fold is None:
                 break
             folds.append(fold)
-            yield FoldEvent(split.name, k, len(splits), fold["test"])
+            yield FoldEvent(split.name, k, len(splits), fold["test"], fold_index)
         return (yield from self._finish(cfg, out, folds, cases, class_names, splits))
 
     def _finish(self, cfg, out, folds, cases, class_names, splits):
@@ -444,168 +440,11 @@ class Trainer:
             return []
         return near_duplicate_pairs(cases)
 
-    # ------------------------------------------------------------------ one fold
-    def _fit(self, cfg: TrainConfig, split: Split, cases, prepared, class_names, out: Path, fold_tag: str):
-        import torch
-        from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
-
-        from mriviewer.ml.models.build import build_model, freeze, keep_frozen_bn_eval
-
-        dist, device = self.dist, self.device
-        if self._main:
-            out.mkdir(parents=True, exist_ok=True)
-        train_cases = [cases[i] for i in split.train]
-        val_cases = [cases[i] for i in split.val]
-        test_cases = [cases[i] for i in split.test]
-        role_ids = {"train": [c.case_id for c in train_cases], "validation": [c.case_id for c in val_cases],
-                    "test": [c.case_id for c in test_cases]}
-        role_ids["identities"] = {r: [case_identity(c) for c in cs] for r, cs in
-                                  (("train", train_cases), ("validation", val_cases), ("test", test_cases))}
-        yield self._say(f"{split.name}: {len(train_cases)} train, {len(val_cases)} validation, {len(test_cases)} test "
-                        f"({_count_by_class(test_cases, class_names)} in test).")
-        absent = [class_names[k] for k in range(len(class_names)) if k not in {c.label for c in train_cases}]
-        if absent:
-            yield self._say(f"{split.name}: no training case of {', '.join(absent)}; the model cannot learn "
-                            f"{'it' if len(absent) == 1 else 'them'} in this fold.", "warning")
-        n_out = 1 if cfg.loss == "bce" else len(class_names)
-        in_ch = 3 if cfg.color == "rgb" and all(c.is_2d for c in cases) else len(cfg.modalities)
-        model, weights_msg = build_model(cfg.model, in_ch, n_out, cfg.pretrained, stem=cfg.stem, head=cfg.head,
-                                         dropout=cfg.dropout)
-        yield self._say(weights_msg)
-        if cfg.freeze == "backbone" and "random weights" in weights_msg:
-            yield self._say("The backbone is frozen but has no pretrained weights: the first phase trains the head "
-                            "on random features.", "warning")
-        model.to(device)
-        amp = resolve_amp(cfg.amp, device)
-        if cfg.amp == "fp16" and device.type != "cuda":
-            yield self._say("fp16 autocast needs CUDA; training in fp32.", "warning")
-        scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
-        criterion = self._criterion(cfg, train_cases, len(class_names), device)
-        yield self._say(f"Training {cfg.model} on {device}"
-                        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-                        + f", {_amp_name(amp)}, modalities {', '.join(cfg.modalities)}, {len(class_names)} classes, "
-                        f"loss {cfg.loss}, {cfg.optimizer} lr {cfg.lr:g}.")
-
-        items = [(prepared[c.case_id].key, s, c.label) for c in train_cases for s in range(prepared[c.case_id].n)]
-        train_ds = SampleDataset(self.store, items, make_augment(cfg, cfg.seed + dist.rank), cfg.normalise)
-        history: list[dict] = []
-        best: dict = {}
-        best_state = None
-        ckpt_path = out / "best.pt"
-        epoch = 0
-        total_epochs = cfg.total_epochs
-        phases = cfg.phases()
-        for pi, phase in enumerate(phases):
-            if self._stop.is_set():
-                break
-            freeze(model, cfg.model, phase["freeze"])
-            params = [p for p in model.parameters() if p.requires_grad]
-            opt = _optimizer(cfg, params, phase["lr"])
-            sched = _scheduler(cfg, opt)
-            net = model
-            if dist.enabled:
-                from torch.nn.parallel import DistributedDataParallel
-
-                net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-            gen = torch.Generator().manual_seed(cfg.seed + 1000 * pi)
-            sampler = (DistributedSampler(train_ds, dist.world_size, dist.rank, shuffle=True, seed=cfg.seed)
-                       if dist.enabled else RandomSampler(train_ds, generator=gen))
-            nw = worker_count(cfg)
-            bs = phase["batch_size"]
-            per_rank = math.ceil(len(train_ds) / dist.world_size)  # DistributedSampler pads
-            # A last batch of one sample breaks BatchNorm in training mode: drop that straggler.
-            loader = DataLoader(train_ds, batch_size=bs, sampler=sampler, num_workers=nw,
-                                persistent_workers=nw > 0, pin_memory=device.type == "cuda",
-                                worker_init_fn=reseed_worker if nw > 0 else None,
-                                drop_last=per_rank > bs and per_rank % bs == 1)
-            if len(phases) > 1:
-                yield self._say(f"Phase {pi + 1} of {len(phases)}: {phase['name']}, {phase['epochs']} epochs, "
-                                f"lr {phase['lr']:g}, batch {phase['batch_size']}, "
-                                f"{sum(p.numel() for p in params):,} trainable parameters.")
-            waited = 0
-            for _ in range(phase["epochs"]):
-                if self._stop.is_set():
-                    break
-                epoch += 1
-                t0 = time.perf_counter()
-                if isinstance(sampler, DistributedSampler):
-                    sampler.set_epoch(epoch)
-                net.train()
-                keep_frozen_bn_eval(model)
-                total, count, n_batches, b = 0.0, 0, len(loader), 0
-                for b, (x, y) in enumerate(loader, start=1):
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    opt.zero_grad(set_to_none=True)
-                    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                        loss = _loss(criterion, net(x), y)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        opt.step()
-                    total += float(loss.detach()) * len(y)
-                    count += len(y)
-                    if self._main:
-                        yield ProgressEvent("train", epoch, b, n_batches, total / count, fold_tag, total_epochs)
-                    if self._stop.is_set():
-                        break
-                if self._stop.is_set() and b < n_batches:
-                    yield self._say(f"Stopped during epoch {epoch}; it is not counted.")
-                    break
-                train_loss, _ = dist.mean(total / max(count, 1), count)
-                val_loss, labels, probs = self._predict(model, val_cases, prepared, cfg, criterion, amp)
-                record = {
-                    "epoch": epoch, "phase": phase["name"], "fold": fold_tag, "lr": float(opt.param_groups[0]["lr"]),
-                    "train_loss": train_loss, "val_loss": val_loss, "val_auc": auc(labels, probs),
-                    "val_accuracy": accuracy(labels, probs), "seconds": time.perf_counter() - t0,
-                }
-                improved = _improves(record, best, cfg.monitor)
-                record["is_best"] = bool(improved)
-                history.append(record)
-                if improved:
-                    waited = 0
-                    best = {k: record[k] for k in ("epoch", "val_auc", "val_loss", "val_accuracy")}
-                    best.update(monitor=cfg.monitor, n_cases=len(val_cases),
-                                n_per_class=_count_by_class(val_cases, class_names, as_dict=True))
-                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                    if self._main:
-                        save_checkpoint(ckpt_path, new_checkpoint(
-                            best_state, cfg, class_names, n_out, metrics={"validation": best}, history=history,
-                            split=role_ids, fold=split.name, dataset_root=str(self.dataset.root)))
-                else:
-                    waited += 1
-                if sched is not None:
-                    if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                        sched.step(_monitor_value(record, cfg.monitor, for_min=True))
-                    else:
-                        sched.step()
-                if self._main:
-                    yield EpochEvent(dict(record))
-                if cfg.early_stopping and waited >= cfg.early_stopping:
-                    yield self._say(f"Early stopping at epoch {epoch}: {cfg.monitor} has not improved for "
-                                    f"{waited} epochs (best epoch {best.get('epoch')}).")
-                    break
-                if dist.enabled and dist.any(self._stop_request.is_set()):
-                    self._stop.set()
-            if best_state is not None and pi + 1 < len(phases):
-                model.load_state_dict(best_state)  # fine-tune from the best epoch of this phase
-        if best_state is None:
-            return None
-        # Test: the chosen epoch's weights on cases never used for training or selection.
-        model.load_state_dict(best_state)
-        _, t_labels, t_probs = self._predict(model, test_cases, prepared, cfg, criterion, amp)
-        test = classification_metrics(t_labels, t_probs, class_names, seed=cfg.seed)
-        if self._main:
-            from mriviewer.ml.checkpoint import update_checkpoint
-
-            update_checkpoint(ckpt_path, metrics={"validation": best, "test": test}, history=history)
-        yield self._say(f"{split.name}: chosen epoch {best['epoch']} on validation {cfg.monitor}; "
-                        f"test AUC {_fmt(test.get('auc'))} on {len(test_cases)} cases.")
-        return {"name": split.name, "history": history, "validation": best, "test": test, "split": role_ids,
-                "checkpoint": ckpt_path,
-                "test_pred": {"case_ids": role_ids["test"], "labels": t_labels, "probs": t_probs}}
+    # ------------------------------------------------------------------ the folds
+    def _context(self) -> RunContext:
+        """What this run gives each fold's :class:`~.fit.FitLoop`."""
+        return RunContext(self.dist, self.device, self._say, self._stop, self._stop_request, self.store,
+                          self._samples, str(self.dataset.root))
 
     def _samples(self, key: str) -> np.ndarray:
         """A case's stored samples, memory-mapped once per run (validation reads them every epoch)."""
@@ -616,51 +455,6 @@ class Trainer:
                 raise DatasetError(f"preprocessed samples {key} missing from {self.store.folder}")
             opened[key] = got[0]
         return opened[key]
-
-    def _criterion(self, cfg, train_cases, n_classes, device):
-        import torch
-        from torch import nn
-
-        if cfg.loss == "bce":
-            return nn.BCEWithLogitsLoss()
-        if cfg.loss == "weighted_ce":
-            counts = np.bincount([c.label for c in train_cases], minlength=n_classes).astype(float)
-            weights = 1.0 - counts / counts.sum()
-            weights[counts == 0] = 1.0
-            if (counts > 0).sum() < 2:  # one class only: W = 0 would make the loss 0/0
-                weights[:] = 1.0
-            return nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32, device=device))
-        return nn.CrossEntropyLoss()
-
-    def _predict(self, model, cases, prepared, cfg, criterion, amp):
-        """Case-level probabilities ``(N, K)`` (mean over a 2D case's slices) and the mean
-        per-sample loss; cases are sharded over ranks and gathered, so every rank returns all."""
-        import torch
-
-        model.eval()
-        self.dist.sync_buffers(model)  # every rank predicts with rank 0's model, the one saved
-        mine = list(enumerate(cases))[self.dist.rank::self.dist.world_size]
-        out, loss_sum, n = [], 0.0, 0
-        with torch.no_grad():
-            for i, case in mine:
-                arr = self._samples(prepared[case.case_id].key)
-                parts = []
-                for start in range(0, len(arr), max(cfg.batch_size, 1)):
-                    x = torch.from_numpy(np.asarray(arr[start:start + cfg.batch_size], dtype=np.float32))
-                    x = normalise_channels(x, cfg.normalise).to(self.device)
-                    with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                        logits = model(x).float()
-                    y = torch.full((x.shape[0],), case.label, device=self.device)
-                    loss_sum += float(_loss(criterion, logits, y)) * x.shape[0]
-                    n += x.shape[0]
-                    parts.append(probabilities(logits).cpu().numpy())
-                out.append((i, np.concatenate(parts).mean(axis=0)))
-        gathered = [item for part in self.dist.gather(out) for item in part]
-        gathered.sort(key=lambda t: t[0])
-        loss_mean, _ = self.dist.mean(loss_sum / max(n, 1), n)
-        labels = np.array([c.label for c in cases], dtype=int)
-        probs = np.stack([p for _, p in gathered]) if gathered else np.zeros((0, len(self.dataset.class_names)))
-        return loss_mean, labels, probs
 
 
 def _duplicate_messages(cases, pairs, clusters, class_names) -> list[tuple[str, str]]:
@@ -682,16 +476,6 @@ def _duplicate_messages(cases, pairs, clusters, class_names) -> list[tuple[str, 
                     "patient's slice in two sequences (e.g. before and after contrast), label noise, or one image "
                     "filed under two classes; each pair is kept in one role.", "warning"))
     return out
-
-
-def _count_by_class(cases, class_names, as_dict=False):
-    c = Counter(x.label for x in cases)
-    d = {class_names[k]: c[k] for k in sorted(c)}
-    return d if as_dict else ", ".join(f"{k} {v}" for k, v in d.items())
-
-
-def _fmt(v) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
 def run_training(

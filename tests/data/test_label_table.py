@@ -10,7 +10,13 @@ import pytest
 
 from mriviewer.cli import main
 from mriviewer.data.discover import discover
-from mriviewer.data.label_table import LabelSpec, apply_labels, match_labels, parse_label_map, read_table
+from mriviewer.data.label_table import (
+    LabelSpec,
+    apply_labels,
+    match_labels,
+    parse_label_map,
+    read_table,
+)
 from mriviewer.data.labels import LabelFileError
 
 SHEET = [("PatientID", "age", "sex", "IDH", "MGMT", "grade")] + [

@@ -49,7 +49,7 @@ def main():
     from torch.utils.data import DistributedSampler
 
     from mriviewer import cli
-    from mriviewer.ml import engine
+    from mriviewer.ml import engine, fit
     from mriviewer.ml.distributed import context_from_env
 
     rec = {"sampled": [], "dataset_len": [], "train_totals": [], "models": [], "probs": []}
@@ -78,10 +78,10 @@ def main():
             yield ev
 
     engine.Trainer.run = run
-    orig_predict = engine.Trainer._predict
+    orig_evaluate = fit.evaluate
 
-    def predict(self, model, *args, **kwargs):
-        out = orig_predict(self, model, *args, **kwargs)
+    def evaluate(model, *args, **kwargs):
+        out = orig_evaluate(model, *args, **kwargs)
         h = hashlib.sha1()
         for k, v in model.state_dict().items():
             h.update(k.encode())
@@ -90,7 +90,7 @@ def main():
         rec["probs"].append(out[2].round(6).tolist())
         return out
 
-    engine.Trainer._predict = predict
+    fit.evaluate = evaluate
 
     rc = cli.main(sys.argv[1:])
     rec["rc"] = rc

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import csv
+import dataclasses
 import json
 import math
 
@@ -15,7 +17,7 @@ from mriviewer.core.errors import CheckpointError, ConfigError, DatasetError
 from mriviewer.data.discover import discover
 from mriviewer.ml.config import TrainConfig, parse_set_values
 from mriviewer.ml.engine import Trainer, run_training
-from mriviewer.ml.events import EpochEvent, FoldEvent, ProgressEvent
+from mriviewer.ml.events import EpochEvent, EpochRecord, FoldEvent, ProgressEvent
 from mriviewer.ml.predict import Predictor
 from mriviewer.ml.preprocess import Preprocessor
 from mriviewer.ml.presets import get_preset, list_presets
@@ -152,10 +154,13 @@ def test_holdout_run_reports_test_metrics_never_seen_before(phantom_dir, tmp_pat
     events = []
     result = run_training(cfg, ds, tmp_path / "run", callbacks=[events.append], loader=VolumeCache().get)
     epochs = [e.record for e in events if isinstance(e, EpochEvent)]
-    assert [r["epoch"] for r in epochs] == [1, 2] and all(math.isfinite(r["train_loss"]) for r in epochs)
+    assert [r.epoch for r in epochs] == [1, 2] and all(math.isfinite(r.train_loss) for r in epochs)
     assert any(isinstance(e, ProgressEvent) and e.stage == "train" and e.epochs == 2 for e in events)
     assert [e.name for e in events if isinstance(e, FoldEvent)] == ["holdout"]
+    assert all(e.fold_index is None for e in events if isinstance(e, (EpochEvent, ProgressEvent, FoldEvent)))
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [list(r) for r in m["epochs"]] == [[f.name for f in dataclasses.fields(EpochRecord)]] * 2
+    assert [r["epoch"] for r in m["epochs"]] == [1, 2]
     test = m["test"]
     for key in ("auc", "auc_ci", "accuracy", "accuracy_ci", "balanced_accuracy", "f1_macro", "f1_macro_ci",
                 "f1_weighted", "per_class", "confusion_matrix", "roc", "warnings"):
@@ -187,8 +192,14 @@ def test_holdout_run_reports_test_metrics_never_seen_before(phantom_dir, tmp_pat
 def test_cross_validation_pools_out_of_fold_predictions(phantom_dir, tmp_path):
     ds = discover(phantom_dir)
     cfg = TrainConfig(model="cnn3d", modalities=["FLAIR"], epochs=1, folds=3, loss="bce", **TINY_3D)
-    result = run_training(cfg, ds, tmp_path / "cv", loader=VolumeCache().get)
+    events = []
+    result = run_training(cfg, ds, tmp_path / "cv", callbacks=[events.append], loader=VolumeCache().get)
     m = result.metrics
+    # Every event of a fold carries the fold's number, typed (no parsing of the "fold k" tags).
+    assert [e.fold_index for e in events if isinstance(e, FoldEvent)] == [1, 2, 3]
+    assert [e.fold_index for e in events if isinstance(e, EpochEvent)] == [1, 2, 3]
+    train = [e for e in events if isinstance(e, ProgressEvent) and e.stage == "train"]
+    assert train and all(e.fold == f"fold {e.fold_index}" for e in train)
     assert [f["name"] for f in m["folds"]] == ["fold 1", "fold 2", "fold 3"]
     tested = [c for f in m["folds"] for c in f["split"]["test"]]
     assert sorted(tested) == sorted(c.case_id for c in ds.labelled()) and m["test"]["n_cases"] == 40
@@ -297,6 +308,23 @@ def test_model_selection_breaks_ties_by_loss():
     assert not _improves({"val_auc": 0.9, "val_loss": 0.01}, best, "val_auc")
     assert _improves({"val_auc": 0.6, "val_loss": 5.0}, {"val_auc": math.nan, "val_loss": math.inf}, "val_auc")
     assert _improves({"val_loss": 0.5, "val_auc": 0.1}, {"val_loss": 0.6, "val_auc": 0.9}, "val_loss")
+
+
+def test_trainer_leaves_the_callers_config_unchanged(phantom_dir, tmp_path):
+    """The run fills in ``modalities`` (empty: the dataset's first) on its own copy."""
+    cfg = TrainConfig(model="cnn3d", modalities=[], epochs=1, loss="bce", **TINY_3D)
+    before = copy.deepcopy(cfg)
+    trainer = Trainer(cfg, discover(phantom_dir), tmp_path / "run", loader=VolumeCache().get)
+    gen = trainer.run()
+    while True:
+        try:
+            next(gen)
+        except StopIteration as done:
+            result = done.value
+            break
+    assert result.checkpoint is not None and trainer.config.modalities == ["FLAIR"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["modalities"] == ["FLAIR"]
+    assert cfg == before and cfg.modalities == [] and trainer.config is not cfg
 
 
 def test_preprocessor_grid_and_missing_channel(demo_dir):

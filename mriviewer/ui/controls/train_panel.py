@@ -27,7 +27,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from mriviewer.core.errors import ConfigError
 from mriviewer.ml.config import CHOICES, MODEL_NAMES, RANGES, TrainConfig, is_3d_model
-from mriviewer.ml.events import EpochEvent, FoldEvent, LogEvent, ProgressEvent
+from mriviewer.ml.events import EpochEvent, EpochRecord, FoldEvent, LogEvent, ProgressEvent
 from mriviewer.ml.presets import Preset, list_presets
 
 __all__ = ["TrainPanel", "GROUPS", "device_description"]
@@ -331,7 +331,7 @@ class TrainPanel(QtWidgets.QWidget):
         if _WHEEL_GUARD is None:
             _WHEEL_GUARD = _WheelGuard(QtWidgets.QApplication.instance())
         self.presets: list[Preset] = list_presets()
-        self.history: list[dict] = []
+        self.history: list[EpochRecord] = []
         self.warnings: list[str] = []
         self.running = False
         self._can_train = False
@@ -1061,14 +1061,13 @@ class TrainPanel(QtWidgets.QWidget):
             self.append_log(f"{event.name} done ({event.index} of {event.total}): test AUC {_num(t.get('auc'))} "
                             f"({_ci(t.get('auc_ci'))}) on {t.get('n_cases', '?')} cases.")
 
-    def _units(self, fold_tag: str) -> tuple[int, int, str]:
-        """``(unit index, unit count, label)`` of a fold tag (``"holdout"``, ``"fold 2"``,
-        ``"FLAIR fold 2"``) under the running config."""
+    def _units(self, fold_tag: str, fold_index: int | None = None) -> tuple[int, int, str]:
+        """``(unit index, unit count, label)`` of a fold (tag ``"holdout"``, ``"fold 2"``,
+        ``"FLAIR fold 2"``; ``fold_index`` the event's fold number) under the running config."""
         cfg = self._run_config
         n_folds = cfg.folds if cfg is not None and cfg.folds >= 2 else 1
         mods = cfg.modalities if cfg is not None and cfg.per_modality and len(cfg.modalities) > 1 else []
-        m = re.search(r"fold (\d+)", fold_tag)
-        fold_i = int(m.group(1)) if m else 1
+        fold_i = fold_index or 1
         first = fold_tag.split(" ")[0] if fold_tag else ""
         m_i = mods.index(first) if first in mods else 0
         parts = []
@@ -1087,7 +1086,7 @@ class TrainPanel(QtWidgets.QWidget):
         total = max(ev.total, 1)
         self.progress.setMaximum(total)
         self.progress.setValue(min(ev.step, total))
-        unit, n_units, where = self._units(ev.fold)
+        unit, n_units, where = self._units(ev.fold, ev.fold_index)
         where_txt = f"{where}: " if where else ""
         if ev.stage in ("decode", "prepare"):
             clock["last"] = None
@@ -1124,26 +1123,26 @@ class TrainPanel(QtWidgets.QWidget):
         prefix = f"{where} · " if where else ""
         self.overall.setFormat(f"run: {prefix}{100 * frac:.0f}% · {_duration(elapsed)} elapsed{eta}")
 
-    def _show_epoch(self, r: dict) -> None:
+    def _show_epoch(self, r: EpochRecord) -> None:
         self.history.append(r)
-        run = [h for h in self.history if h.get("fold") == r.get("fold")]  # the current fold's curves
-        ep = [h["epoch"] for h in run]
-        self.train_curve.setData(ep, [h["train_loss"] for h in run])
-        self.val_curve.setData(ep, [_nan(h["val_loss"]) for h in run])
-        pts = [(h["epoch"], h["val_auc"]) for h in run if _finite(h["val_auc"])]
+        run = [h for h in self.history if h.fold == r.fold]  # the current fold's curves
+        ep = [h.epoch for h in run]
+        self.train_curve.setData(ep, [h.train_loss for h in run])
+        self.val_curve.setData(ep, [_nan(h.val_loss) for h in run])
+        pts = [(h.epoch, h.val_auc) for h in run if _finite(h.val_auc)]
         self.auc_curve.setData([p[0] for p in pts], [p[1] for p in pts])
-        best = [(h["epoch"], h["val_auc"]) for h in run if h.get("is_best") and _finite(h["val_auc"])]
+        best = [(h.epoch, h.val_auc) for h in run if h.is_best and _finite(h.val_auc)]
         self.best_marker.setData([b[0] for b in best[-1:]], [b[1] for b in best[-1:]])
-        lrs = [(h["epoch"], h["lr"]) for h in run if _finite(h.get("lr")) and h["lr"] > 0]
+        lrs = [(h.epoch, h.lr) for h in run if _finite(h.lr) and h.lr > 0]
         self.lr_curve.setData([p[0] for p in lrs], [p[1] for p in lrs])
         if lrs:  # half a decade above and below: one tick per decade, none crowding a constant rate
             logs = [math.log10(p[1]) for p in lrs]
             self.lr_plot.setYRange(min(logs) - 0.5, max(logs) + 0.5, padding=0)
-        fold = f" ({r['fold']})" if r.get("fold") and r["fold"] != "holdout" else ""
+        fold = f" ({r.fold})" if r.fold and r.fold != "holdout" else ""
         self.loss_plot.setTitle(_loss_title(fold))
-        self.append_log(f"epoch {r['epoch']}{fold}: train loss {r['train_loss']:.4f}, val loss "
-                        f"{_num(r['val_loss'], 4)}, val AUC {_num(r['val_auc'])}, lr {r['lr']:.3g}"
-                        f"{' (best)' if r['is_best'] else ''}, {r['seconds']:.1f}s")
+        self.append_log(f"epoch {r.epoch}{fold}: train loss {r.train_loss:.4f}, val loss "
+                        f"{_num(r.val_loss, 4)}, val AUC {_num(r.val_auc)}, lr {r.lr:.3g}"
+                        f"{' (best)' if r.is_best else ''}, {r.seconds:.1f}s")
 
     # ------------------------------------------------------------------ results
     def offer_checkpoint(self, path: str | Path | None) -> None:
