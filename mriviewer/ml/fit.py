@@ -206,6 +206,7 @@ class FitLoop:
         model, weights_msg = build_model(cfg.model, in_ch, self.n_out, cfg.pretrained, stem=cfg.stem,
                                          head=cfg.head, dropout=cfg.dropout)
         yield say(weights_msg)
+        self.initial_weights = weights_msg  # what was actually loaded, for the model card
         if cfg.freeze == "backbone" and "random weights" in weights_msg:
             yield say("The backbone is frozen but has no pretrained weights: the first phase trains the head "
                       "on random features.", "warning")
@@ -346,7 +347,7 @@ class FitLoop:
             save_checkpoint(self.ckpt_path, new_checkpoint(
                 self.selection.weights, self.cfg, self.class_names, self.n_out,
                 metrics={"validation": self.selection.best}, history=self.history, split=self.role_ids,
-                fold=self.split.name, dataset_root=self.ctx.dataset_root))
+                fold=self.split.name, dataset_root=self.ctx.dataset_root, initial_weights=self.initial_weights))
         schedule.step(record)
         if self._main:
             yield EpochEvent(record, self.fold_index)

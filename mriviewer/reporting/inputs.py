@@ -107,7 +107,11 @@ def model_card(predictor) -> dict[str, str]:
     split = ck.get("split") or {}
     card = {}
     kind = "3D volumes" if cfg.is_3d else "2D slices"
-    card["Architecture"] = f"{cfg.model} ({kind}; stem {cfg.stem}, head {cfg.head}, initial weights {cfg.pretrained})"
+    card["Architecture"] = f"{cfg.model} ({kind}; stem {cfg.stem}, head {cfg.head})"
+    # What was loaded, as the run said it (random, or which pretrained tensors), not what was asked.
+    card["Initial weights"] = ck.get("initial_weights") or (
+        f"asked: {cfg.pretrained}; what was loaded is not recorded in this checkpoint (written before "
+        "mriviewer recorded it)")
     if cfg.preset:
         over = ", ".join(f"{k}={v}" for k, v in (cfg.overrides or {}).items())
         card["Preset"] = f"{cfg.preset} version {cfg.preset_version}" + (f"; overrides: {over}" if over else "")

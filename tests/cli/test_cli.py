@@ -78,6 +78,9 @@ def test_train_predict_report(demo_dir, tmp_path, capsys):
                  "--out", str(pdf)]) == 0
     text = pdf_text(pdf)
     assert "Research use only" in text and f"case {case_id}" in text and "Predicted class" in text
+    # The model card says what was loaded (random weights here), not what was asked for.
+    flat = " ".join(text.split())
+    assert "Pretrained weights off; training starts from random weights" in flat and "initial weights" not in flat
 
 
 def pdf_text(path) -> str:

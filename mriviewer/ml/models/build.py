@@ -193,6 +193,7 @@ def _random_start_message(name: str, spec: _Spec, pretrained: str) -> str:
         "weights (put torchvision's file there or pass a weights file)."
     )
 
+
 def freeze(model: nn.Module, name: str, mode: str) -> int:
     """Choose which parameters of ``model`` (built by :func:`build_model` as ``name``) train.
 
