@@ -127,3 +127,24 @@ def cross_role_duplicates(cases: list[Case], splits, pairs: list[tuple[int, int,
                             f"(perceptual hash within {max_distance} of 64 bits): {shown}{more} — "
                             "test figures may be optimistic.")
     return warnings
+
+
+def duplicate_messages(cases, pairs, clusters, class_names) -> list[tuple[str, str]]:
+    """``(text, level)`` messages about near-duplicate images joined before the split: how many
+    and the largest group, and pairs whose labels differ (in the Kaggle 44-class set: one
+    patient's slice as "T1" and as "T1C+"; elsewhere label noise, or one image filed twice)."""
+    out = []
+    if clusters:
+        big = max(clusters, key=len)
+        out.append((f"{len(pairs)} near-duplicate image pair(s) (perceptual hash within {MAX_DISTANCE} of 64 bits) "
+                    f"join {sum(map(len, clusters))} images into {len(clusters)} group(s); each group stays in one "
+                    f"role, so no copy of a test image is trained on. Largest: {len(big)} images (e.g. "
+                    f"{', '.join(cases[k].case_id for k in big[:3])}).", "warning"))
+    conflict = [(i, j) for i, j, _ in pairs if cases[i].label != cases[j].label]
+    if conflict:
+        i, j = conflict[0]
+        out.append((f"{len(conflict)} near-duplicate image pair(s) carry different labels, e.g. {cases[i].case_id} "
+                    f"({class_names[cases[i].label]}) ~ {cases[j].case_id} ({class_names[cases[j].label]}): one "
+                    "patient's slice in two sequences (e.g. before and after contrast), label noise, or one image "
+                    "filed under two classes; each pair is kept in one role.", "warning"))
+    return out

@@ -43,11 +43,12 @@ import numpy as np
 from mriviewer.core.errors import ConfigError, DatasetError, MriViewerError
 from mriviewer.core.files import atomic_path, csv_text, write_json
 from mriviewer.data.cases import Case, Dataset
+from mriviewer.ml.caveats import Caveat
 from mriviewer.ml.config import TrainConfig
 from mriviewer.ml.device import resolve_device
 from mriviewer.ml.duplicates import (
-    MAX_DISTANCE,
     cross_role_duplicates,
+    duplicate_messages,
     merge_duplicate_groups,
     near_duplicate_pairs,
 )
@@ -100,6 +101,7 @@ class Trainer:
         self._stop_request = self._stop  # under torchrun: a separate flag, agreed at epoch ends
         self.messages: list[str] = []
         self.warnings: list[str] = []
+        self.caveats: list[Caveat] = []  # the warnings as typed records (ml.caveats), in order
         self.dist = None
         self._opened: dict[str, np.ndarray] = {}
 
@@ -114,10 +116,12 @@ class Trainer:
         return self._stop.is_set()
 
     # ------------------------------------------------------------------ helpers
-    def _say(self, msg: str, level: str = "info") -> LogEvent:
+    def _say(self, msg: str, level: str = "info", kind: str = "other") -> LogEvent:
+        """Log ``msg``; a warning is also kept as a :class:`~mriviewer.ml.caveats.Caveat` of ``kind``."""
         self.messages.append(msg)
         if level == "warning":
             self.warnings.append(msg)
+            self.caveats.append(Caveat(kind, msg))
         log.info(msg)  # the events carry the message to the CLI and the GUI
         return LogEvent(msg, level)
 
@@ -185,7 +189,7 @@ class Trainer:
             try:
                 results[m] = yield from self._run_one(sub, self.out_dir / m, m)
             except DatasetError as exc:
-                yield self._say(f"{m}: not trained ({exc})", "warning")
+                yield self._say(f"{m}: not trained ({exc})", "warning", "run")
         if not results:
             raise DatasetError(f"{self.dataset.root}: no modality of {', '.join(cfg.modalities)} could be trained")
         # The reported member is each member; the checkpoint offered to the viewer is the one with
@@ -196,6 +200,7 @@ class Trainer:
                                  "checkpoint": str(r.checkpoint) if r.checkpoint else None}
                              for m, r in results.items()},
             "chosen_on_validation": best_m, "warnings": list(dict.fromkeys(self.warnings)),
+            "caveats": [c.to_json() for c in dict.fromkeys(self.caveats)],
             "preset": cfg.preset, "preset_version": cfg.preset_version,
         }
         if self._main:
@@ -231,7 +236,7 @@ class Trainer:
             try:
                 key = store.key(c)
             except OSError as exc:
-                yield self._say(f"Case {c.case_id} skipped: cannot read its files ({exc})", "warning")
+                yield self._say(f"Case {c.case_id} skipped: cannot read its files ({exc})", "warning", "case")
                 continue
             got = store.get(key)
             if got is None:
@@ -244,7 +249,7 @@ class Trainer:
             decoding = cache.prefetch_iter(sources)
             for done, total, err in decoding:
                 if err:
-                    yield self._say(f"Cannot decode: {err}", "warning")
+                    yield self._say(f"Cannot decode: {err}", "warning", "case")
                 yield ProgressEvent("decode", 0, done, total, fold=fold_tag)
                 if self._stop.is_set():
                     decoding.close()
@@ -258,7 +263,7 @@ class Trainer:
                 store.put(key, x, facts)
                 prepared[c.case_id] = _Prepared(key, x.shape[0], facts)
             except MriViewerError as exc:
-                yield self._say(f"Case {c.case_id} skipped: {exc}", "warning")
+                yield self._say(f"Case {c.case_id} skipped: {exc}", "warning", "case")
             yield ProgressEvent("prepare", 0, i + 1, len(todo), fold=fold_tag)
         if self.dist.enabled and leader:
             self.dist.barrier()
@@ -266,13 +271,13 @@ class Trainer:
             common = set.intersection(*(set(ids) for ids in self.dist.gather(list(prepared))))
             for cid in [cid for cid in prepared if cid not in common]:
                 del prepared[cid]
-                yield self._say(f"Case {cid} skipped: not prepared on every rank.", "warning")
+                yield self._say(f"Case {cid} skipped: not prepared on every rank.", "warning", "case")
         missing = Counter(m for p in prepared.values() for m in p.facts.get("missing", []))
         for m, n in missing.items():
-            yield self._say(f"{n} case(s) lack {m}: its channel is zeros for them.", "warning")
+            yield self._say(f"{n} case(s) lack {m}: its channel is zeros for them.", "warning", "modality")
         subs = Counter((a, b) for p in prepared.values() for a, b in p.facts.get("substituted", {}).items())
         for (a, b), n in subs.items():
-            yield self._say(f"{n} case(s) use {b} in place of {a} (modality_fallback).", "warning")
+            yield self._say(f"{n} case(s) use {b} in place of {a} (modality_fallback).", "warning", "modality")
         return prepared
 
     def _run_one(self, cfg: TrainConfig, out: Path, tag: str):
@@ -282,6 +287,7 @@ class Trainer:
             out.mkdir(parents=True, exist_ok=True)
             cfg.save(out / "config.json")
         self._first_warning = len(self.warnings)  # this member's warnings start here
+        self._first_caveat = len(self.caveats)
         class_names = list(self.dataset.class_names)
         cases = self._cases(cfg)
         prepared = yield from self._prepare(cfg, cases, tag)
@@ -294,8 +300,8 @@ class Trainer:
         pairs = self._near_duplicate_pairs(cases)
         if pairs:
             groups, clusters = merge_duplicate_groups(groups, pairs)
-            for w in _duplicate_messages(cases, pairs, clusters, class_names):
-                yield self._say(*w)
+            for text, level in duplicate_messages(cases, pairs, clusters, class_names):
+                yield self._say(text, level, "near-duplicate")
         splits = make_splits(labels, groups, split=cfg.split, folds=cfg.folds, seed=cfg.seed, class_names=class_names)
         unit = "patient" if self.dataset.patient_ids else "image (this dataset has no patient IDs)"
         yield self._say(f"{len(cases)} cases, split by {unit}, seed {cfg.seed}: "
@@ -303,15 +309,15 @@ class Trainer:
                            else f"{cfg.folds}-fold cross-validation (validation carved from the training folds)") + ".")
         if not self.dataset.patient_ids:
             yield self._say("This dataset has no patient IDs: one patient's images may fall in several roles; "
-                            "test figures may be optimistic.", "warning")
+                            "test figures may be optimistic.", "warning", "patients")
         for w in dict.fromkeys(w for s in splits for w in s.warnings):
-            yield self._say(f"Split: {w}.", "warning")
+            yield self._say(f"Split: {w}.", "warning", "split")
         for w in self._confounds(cfg, cases, prepared, class_names):
-            yield self._say(w, "warning")
+            yield self._say(w, "warning", "confound")
         for w in cross_role_duplicates(cases, splits, pairs):  # none expected: a check of the grouping
-            yield self._say(w, "warning")
+            yield self._say(w, "warning", "near-duplicate")
         for w in self._warm_start_overlap(cfg, cases, splits):
-            yield self._say(w, "warning")
+            yield self._say(w, "warning", "leak")
 
         folds = []
         for k, split in enumerate(splits, start=1):
@@ -360,7 +366,9 @@ class Trainer:
             metrics["chosen_fold"] = chosen["name"]
             metrics["test_pred_case_ids"] = ids
         self.warnings.extend(metrics["test"].get("warnings", []))
+        self.caveats.extend(Caveat("test-set", w) for w in metrics["test"].get("warnings", []))
         metrics["warnings"] = list(dict.fromkeys(self.warnings[self._first_warning:]))
+        metrics["caveats"] = [c.to_json() for c in dict.fromkeys(self.caveats[self._first_caveat:])]
         ckpt_path = None
         if self._main:
             ckpt_path = out / "best.pt"
@@ -369,7 +377,8 @@ class Trainer:
                     shutil.copyfile(chosen["checkpoint"], tmp)
             from mriviewer.ml.checkpoint import update_checkpoint
 
-            ck_metrics = {"validation": chosen["validation"], "test": chosen["test"], "warnings": metrics["warnings"]}
+            ck_metrics = {"validation": chosen["validation"], "test": chosen["test"], "warnings": metrics["warnings"],
+                          "caveats": metrics["caveats"]}
             if "summary" in metrics:
                 ck_metrics["cv"] = {"test": metrics["test"], "summary": metrics["summary"]}
             update_checkpoint(ckpt_path, metrics=ck_metrics)
@@ -455,27 +464,6 @@ class Trainer:
                 raise DatasetError(f"preprocessed samples {key} missing from {self.store.folder}")
             opened[key] = got[0]
         return opened[key]
-
-
-def _duplicate_messages(cases, pairs, clusters, class_names) -> list[tuple[str, str]]:
-    """``(text, level)`` messages about near-duplicate images joined before the split: how many
-    and the largest group, and pairs whose labels differ (in the Kaggle 44-class set: one
-    patient's slice as "T1" and as "T1C+"; elsewhere label noise, or one image filed twice)."""
-    out = []
-    if clusters:
-        big = max(clusters, key=len)
-        out.append((f"{len(pairs)} near-duplicate image pair(s) (perceptual hash within {MAX_DISTANCE} of 64 bits) "
-                    f"join {sum(map(len, clusters))} images into {len(clusters)} group(s); each group stays in one "
-                    f"role, so no copy of a test image is trained on. Largest: {len(big)} images (e.g. "
-                    f"{', '.join(cases[k].case_id for k in big[:3])}).", "warning"))
-    conflict = [(i, j) for i, j, _ in pairs if cases[i].label != cases[j].label]
-    if conflict:
-        i, j = conflict[0]
-        out.append((f"{len(conflict)} near-duplicate image pair(s) carry different labels, e.g. {cases[i].case_id} "
-                    f"({class_names[cases[i].label]}) ~ {cases[j].case_id} ({class_names[cases[j].label]}): one "
-                    "patient's slice in two sequences (e.g. before and after contrast), label noise, or one image "
-                    "filed under two classes; each pair is kept in one role.", "warning"))
-    return out
 
 
 def run_training(

@@ -55,7 +55,8 @@ class RunContext:
         dist: the process group (:class:`~.distributed.DistContext`; one rank when not under
             ``torchrun``).
         device: the ``torch.device`` this rank trains on.
-        say: ``(message, level="info") → LogEvent``, recording the message in the run's log.
+        say: ``(message, level="info", kind="other") → LogEvent``, recording the message in the run's
+            log (a warning also as a :class:`~mriviewer.ml.caveats.Caveat` of ``kind``).
         stop: set when the run must end (under ``torchrun``: agreed by the ranks at epoch ends).
         stop_request: the flag :meth:`~.engine.Trainer.stop` sets (``stop`` itself on one rank).
         store: the run's preprocessed-sample store.
@@ -191,7 +192,7 @@ class FitLoop:
         absent = [names[k] for k in range(len(names)) if k not in {c.label for c in self.train_cases}]
         if absent:
             yield say(f"{self.split.name}: no training case of {', '.join(absent)}; the model cannot learn "
-                      f"{'it' if len(absent) == 1 else 'them'} in this fold.", "warning")
+                      f"{'it' if len(absent) == 1 else 'them'} in this fold.", "warning", "class")
 
     def _build(self):
         """The model, mixed precision, loss and training dataset of the fold."""
@@ -209,11 +210,11 @@ class FitLoop:
         self.initial_weights = weights_msg  # what was actually loaded, for the model card
         if cfg.freeze == "backbone" and "random weights" in weights_msg:
             yield say("The backbone is frozen but has no pretrained weights: the first phase trains the head "
-                      "on random features.", "warning")
+                      "on random features.", "warning", "weights")
         self.model = model.to(device)
         self.amp = amp = resolve_amp(cfg.amp, device)
         if cfg.amp == "fp16" and device.type != "cuda":
-            yield say("fp16 autocast needs CUDA; training in fp32.", "warning")
+            yield say("fp16 autocast needs CUDA; training in fp32.", "warning", "precision")
         self.scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
         self.criterion = _criterion(cfg, [c.label for c in self.train_cases], n_classes, device)
         yield say(f"Training {cfg.model} on {device}"

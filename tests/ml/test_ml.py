@@ -236,6 +236,11 @@ def test_random_labels_give_a_chance_warning(phantom_dir, tmp_path):
     assert lo <= 0.5 <= hi
     assert any("not distinguishable from chance" in w for w in result.metrics["warnings"])
     assert any("not distinguishable from chance" in m for m in result.messages)
+    # The same warnings as typed caveats, in metrics.json too: the test set's own are "test-set".
+    kinds = {c["message"]: c["kind"] for c in result.metrics["caveats"]}
+    assert any(k == "test-set" and "chance" in m for m, k in kinds.items())
+    on_disk = json.loads((tmp_path / "rand" / "metrics.json").read_text())
+    assert on_disk["caveats"] == result.metrics["caveats"]
 
 
 def test_freeze_then_fine_tune_phases_and_early_stopping(phantom_dir, tmp_path):
@@ -446,6 +451,7 @@ def test_starting_from_a_checkpoint_warns_when_its_training_cases_are_now_test(p
                            tmp_path / "c", loader=VolumeCache().get)
     assert any("training or validation cases of the checkpoint this run starts from" in w
                for w in resplit.metrics["warnings"])
+    assert any(c["kind"] == "leak" for c in resplit.metrics["caveats"])
 
 
 def _image_folder_with_copies(root):
