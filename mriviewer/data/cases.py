@@ -158,6 +158,43 @@ def case_identity(case: Case) -> str:
     return hashlib.sha1("\n".join(paths).encode()).hexdigest()[:20]
 
 
+#: Bytes read from each end of a file for :func:`content_fingerprint`.
+FINGERPRINT_BYTES = 16 * 1024
+
+
+def _source_files(src: ModalitySource) -> list[Path]:
+    if src.files:
+        return sorted(Path(f) for f in src.files)
+    path = Path(src.path)
+    if path.is_dir():
+        return sorted(f for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
+    return [path]
+
+
+def content_fingerprint(case: Case) -> str | None:
+    """What ``case``'s images *are*, wherever they lie and whatever the case is called: a SHA-1 over
+    each image file's size and its first and last :data:`FINGERPRINT_BYTES` (DICOM: the header with
+    its UIDs, and the end of the pixel data; NIfTI: the header and the compressed voxels), sorted.
+    A copy of the files at another path has the same fingerprint; another scan with the same case
+    id does not. ``None`` when a file cannot be read. Checkpoints record it per role, so
+    ``evaluate`` and ``predict`` tell seen cases by content, not by name."""
+    import hashlib
+
+    parts = []
+    try:
+        for src in case.modalities.values():
+            for f in _source_files(src):
+                size = f.stat().st_size
+                with open(f, "rb") as fh:
+                    head = fh.read(FINGERPRINT_BYTES)
+                    fh.seek(max(size - FINGERPRINT_BYTES, len(head)))
+                    tail = fh.read(FINGERPRINT_BYTES)
+                parts.append(hashlib.sha1(str(size).encode() + head + tail).hexdigest())
+    except OSError:
+        return None
+    return hashlib.sha1("\n".join(sorted(parts)).encode()).hexdigest()[:20] if parts else None
+
+
 def assign_modality(ds: Dataset, old: str, new: str, case_id: str | None = None) -> int:
     """Rename modality ``old`` to ``new`` in every case (or only ``case_id``): the user's
     override when a SeriesDescription or file name was not recognised.

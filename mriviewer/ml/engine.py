@@ -425,17 +425,19 @@ class Trainer:
         if path is None or not path.is_file():
             return []
         from mriviewer.core.errors import CheckpointError
-        from mriviewer.data.cases import case_identity
+        from mriviewer.data.cases import case_identity, content_fingerprint
         from mriviewer.ml.checkpoint import load_checkpoint
 
         try:
-            seen_ids = (load_checkpoint(path, mmap=True).get("split") or {}).get("identities") or {}
+            split = load_checkpoint(path, mmap=True).get("split") or {}
         except CheckpointError:
             return []  # plain weights (ImageNet, Kinetics): nothing was seen
-        seen = set(seen_ids.get("train", [])) | set(seen_ids.get("validation", []))
+        seen = {k for key in ("identities", "fingerprints") for role in ("train", "validation")
+                for k in (split.get(key) or {}).get(role, []) if k}
         if not seen:
             return []
-        tested = {cases[i].case_id for s in splits for i in s.test if case_identity(cases[i]) in seen}
+        tested = {cases[i].case_id for s in splits for i in s.test
+                  if case_identity(cases[i]) in seen or content_fingerprint(cases[i]) in seen}
         if not tested:
             return []
         return [f"{len(tested)} test case(s) were training or validation cases of the checkpoint this run "

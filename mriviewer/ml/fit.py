@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mriviewer.data.cases import case_identity
+from mriviewer.data.cases import case_identity, content_fingerprint
 from mriviewer.ml.augment import make_augment, reseed_worker
 from mriviewer.ml.checkpoint import new_checkpoint, save_checkpoint, update_checkpoint
 from mriviewer.ml.config import TrainConfig
@@ -187,6 +187,7 @@ class FitLoop:
         roles = (("train", self.train_cases), ("validation", self.val_cases), ("test", self.test_cases))
         self.role_ids = {r: [c.case_id for c in cs] for r, cs in roles}
         self.role_ids["identities"] = {r: [case_identity(c) for c in cs] for r, cs in roles}
+        self.role_ids["fingerprints"] = {r: [content_fingerprint(c) for c in cs] for r, cs in roles}
         yield say(f"{self.split.name}: {len(self.train_cases)} train, {len(self.val_cases)} validation, "
                   f"{len(self.test_cases)} test ({_count_by_class(self.test_cases, names)} in test).")
         absent = [names[k] for k in range(len(names)) if k not in {c.label for c in self.train_cases}]

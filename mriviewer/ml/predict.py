@@ -125,6 +125,7 @@ class Predictor:
         self._cam_shape = None
         self._cam_layer = ""
         self._roles: dict | None = None
+        self._fingerprints: dict = {}  # (case identity, "content") → content fingerprint, computed once
         # The GUI predicts all cases in one worker while another computes Grad-CAM: the model
         # (and MONAI's hooks on it) serve one of them at a time.
         self._lock = threading.Lock()
@@ -156,10 +157,16 @@ class Predictor:
 
     def role_of(self, case) -> str:
         """``"train"``, ``"validation"``, ``"test"`` (the checkpoint's recorded split) or
-        ``"external"`` for a case the run never saw. ``case`` is a :class:`Case` (matched by id
-        and by :func:`~mriviewer.data.cases.case_identity`, so a case opened under another id is
-        still recognised) or a case id."""
-        from mriviewer.data.cases import case_identity
+        ``"external"`` for a case the run never saw.
+
+        ``case`` is a :class:`Case` or a case id. A case is matched by its files
+        (:func:`~mriviewer.data.cases.case_identity`: the same files at the same paths), then by
+        its content (:func:`~mriviewer.data.cases.content_fingerprint`: a copy elsewhere is still
+        seen) when the checkpoint records fingerprints — and then never by its id alone: another
+        dataset's case ``00001`` is not this run's ``00001``. Checkpoints without fingerprints
+        (older runs) fall back to the id. A bare id matches by id.
+        """
+        from mriviewer.data.cases import case_identity, content_fingerprint
 
         split = self.checkpoint.get("split", {})
         if self._roles is None:
@@ -167,10 +174,16 @@ class Predictor:
             for role in ("test", "validation", "train"):  # train wins if a bug ever put one in two
                 self._roles.update({("id", i): role for i in split.get(role, [])})
                 self._roles.update({("key", k): role for k in split.get("identities", {}).get(role, [])})
-        if isinstance(case, Case):
-            role = self._roles.get(("key", case_identity(case))) if case.modalities else None
-            return role or self._roles.get(("id", case.case_id), "external")
-        return self._roles.get(("id", case), "external")
+                self._roles.update({("content", k): role for k in split.get("fingerprints", {}).get(role, []) if k})
+        if not isinstance(case, Case):
+            return self._roles.get(("id", case), "external")
+        role = self._roles.get(("key", case_identity(case))) if case.modalities else None
+        if role is None and case.modalities and "fingerprints" in split:
+            key = (case_identity(case), "content")
+            if key not in self._fingerprints:
+                self._fingerprints[key] = content_fingerprint(case)
+            return self._roles.get(("content", self._fingerprints[key]), "external")
+        return role or self._roles.get(("id", case.case_id), "external")
 
     def check_modalities(self, available: list[str], allow_missing: bool = False) -> list[str]:
         """The model's modalities absent from ``available`` (a dataset's); with some missing

@@ -185,6 +185,23 @@ def test_assembled_classes_confound_report_evaluate_and_cam_check(tmp_path, caps
     assert ev["test"]["n_cases"] == len(metrics["split"]["test"])  # train and validation cases left out
     assert any("left out" in w for w in ev["warnings"])
 
+    # Seen is decided by content, not by name: a copy of the data elsewhere is still seen ...
+    import shutil
+
+    copies = [shutil.copytree(d, tmp_path / "copy" / d.name) for d in (a, b)]
+    copy_data = ["--data", f"tumour={copies[0]}", "--data", f"healthy={copies[1]}"]
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), *copy_data, "--out", str(tmp_path / "ev2")]) == 0
+    assert json.loads((tmp_path / "ev2" / "metrics.json").read_text())["test"]["n_cases"] == len(metrics["split"]["test"])
+    # ... and other scans under the same case ids (new phantoms, same folder names) are not.
+    other = [make_lesion_phantoms(tmp_path / "other" / d.name, n_cases=8, seed=s, spacing_mm=sp)
+             for d, s, sp in ((a, 11, 2.0), (b, 12, 1.0))]
+    other_data = ["--data", f"tumour={other[0]}", "--data", f"healthy={other[1]}"]
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), *other_data, "--out", str(tmp_path / "ev3")]) == 0
+    ev3 = json.loads((tmp_path / "ev3" / "metrics.json").read_text())
+    assert ev3["test"]["n_cases"] == 16 and not any("left out" in w for w in ev3["warnings"])
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), *other_data, "--out", str(tmp_path / "p3.csv")]) == 0
+    assert {r["split"] for r in csv.DictReader((tmp_path / "p3.csv").open())} == {"external"}
+
     capsys.readouterr()
     assert main(["cam-check", "--checkpoint", str(out / "best.pt"), *data, "--class", "tumour", "--max-cases", "3"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
