@@ -17,26 +17,48 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
     """JSON-ready description of what :func:`~mriviewer.data.discover.discover` finds at ``path``.
 
     Returns:
-        ``{"root", "layout", "task", "class_names", "label_source", "patients", "warnings", "cases": [
-        {"case_id", "patient_id", "label", "label_name", "modalities": {name: null | {"path", "shape",
-        "spacing_mm", "affine", "axcodes", "acquisition_plane", "reason"}}, "errors"}]}``.
-        Standard modalities a case lacks are ``null``; ``reason`` says why a source is that
-        modality (``ModalitySource.reason``, e.g. "file name '3_AX_T2_FLAIR' ends in 'flair'").
+        ``{"root", "layout", "task", "class_names", "label_source", "patients", "labels",
+        "warnings", "cases": [{"case_id", "patient_id", "label", "label_name", "modalities":
+        {name: null | {"path", "shape", "spacing_mm", "affine", "axcodes", "acquisition_plane",
+        "reason"}}, "errors"}]}``. Standard modalities a case lacks are ``null``; ``reason`` says
+        why a source is that modality (``ModalitySource.reason``, e.g. "file name
+        '3_AX_T2_FLAIR' ends in 'flair'").
     """
-    from mriviewer.cache.memory import default_cache
-    from mriviewer.core.volume import MODALITIES
+    ds = _discover(path, assign or [], volume, labels)
+    info = _dataset_summary(ds)
+    info["cases"] = list(iter_case_info(ds, read_headers))
+    return info
+
+
+def _dataset_summary(ds) -> dict:
     from mriviewer.data.patients import patient_count
 
-    ds = _discover(path, assign or [], volume, labels)
-    cases = []
+    return {
+        "root": str(ds.root), "layout": ds.layout, "task": ds.task, "class_names": ds.class_names,
+        "label_source": str(ds.label_source) if ds.label_source else None,
+        "patient_ids": ds.patient_ids, "patients": patient_count(ds), "labels": ds.label_record or None,
+        "warnings": ds.warnings,
+    }
+
+
+def iter_case_info(ds, read_headers: bool = True):
+    """Each case's ``dataset_info`` entry, one at a time (so the command prints as it goes).
+
+    A case's series decode together, in parallel worker processes, into a memory-only cache that
+    is emptied after each case: ``info`` neither fills the disk cache nor holds the dataset in
+    memory."""
+    from mriviewer.cache.memory import VolumeCache
+    from mriviewer.core.volume import MODALITIES
+
+    cache = VolumeCache(disk=None)
     for case in ds.cases:
-        mods: dict = {}
         names = list(MODALITIES) if not case.is_2d else []
         names += [m for m in case.modalities if m not in names]
         errors = list(case.errors)
         present = [m for m in names if m in case.modalities]
-        # A case's series decode together, in parallel worker processes.
-        loaded = default_cache().get_many([case.modalities[m] for m in present]) if read_headers else []
+        loaded = cache.get_many([case.modalities[m] for m in present]) if read_headers else []
+        cache.clear()
+        mods: dict = {}
         for m in names:
             src = case.modalities.get(m)
             if src is None:
@@ -50,51 +72,50 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
                 mods[m] = vol.describe()
             if src is not None:
                 mods[m]["reason"] = getattr(src, "reason", "")
-        label_name = ds.label_name(case)
-        cases.append({"case_id": case.case_id, "patient_id": case.patient_id, "label": case.label,
-                      "label_name": label_name, "modalities": mods, "errors": errors})
-    return {
-        "root": str(ds.root), "layout": ds.layout, "task": ds.task, "class_names": ds.class_names,
-        "label_source": str(ds.label_source) if ds.label_source else None,
-        "patient_ids": ds.patient_ids, "patients": patient_count(ds), "labels": ds.label_record or None,
-        "warnings": ds.warnings, "cases": cases,
-    }
+        yield {"case_id": case.case_id, "patient_id": case.patient_id, "label": case.label,
+               "label_name": ds.label_name(case), "modalities": mods, "errors": errors}
 
 
 def _cmd_info(args) -> int:
     from mriviewer.core.files import json_safe
 
-    info = dataset_info(args.path, read_headers=not args.no_headers, assign=args.assign, volume=args.volume,
-                        labels=label_spec(args))
-    loaded = args.no_headers or any(
-        d and "shape" in d for c in info["cases"] for d in c["modalities"].values()
-    )
     if args.json:
+        info = dataset_info(args.path, read_headers=not args.no_headers, assign=args.assign, volume=args.volume,
+                            labels=label_spec(args))
+        loaded = args.no_headers or any(d and "shape" in d for c in info["cases"] for d in c["modalities"].values())
         print(json.dumps(json_safe(info), indent=2))
         if not loaded:
             print(f"mriviewer: error: {args.path}: no case could be loaded (see errors)", file=sys.stderr)
         return 0 if loaded else 2
+    ds = _discover(args.path, args.assign, args.volume, label_spec(args))
+    info = _dataset_summary(ds)
     patients = f" of {info['patients']} patient(s)" if info["patient_ids"] else " (no patient IDs)"
-    print(f"{info['root']}: {info['layout']}, {len(info['cases'])} case(s){patients}, task {info['task']}")
+    print(f"{info['root']}: {info['layout']}, {len(ds.cases)} case(s){patients}, task {info['task']}", flush=True)
     for w in info["warnings"]:
         print(f"  warning: {w}")
-    for c in info["cases"]:
-        present = {m: d for m, d in c["modalities"].items() if d}
-        desc = ", ".join(
-            f"{m} {'x'.join(map(str, d['shape']))} {d['axcodes']} {d['acquisition_plane']}" if "shape" in d else m
-            for m, d in present.items()
-        )
-        who = f"  patient {c['patient_id']}" if c["patient_id"] and c["patient_id"] != c["case_id"] else ""
-        print(f"  {c['case_id']}{who}  {c['label_name'] or 'unlabelled'}  {desc}")
-        for m, d in present.items():
-            if d.get("reason"):
-                print(f"    {m}: {d['reason']}")
-        for e in c["errors"]:
-            print(f"    error: {e}")
+    loaded = args.no_headers
+    for c in iter_case_info(ds, read_headers=not args.no_headers):
+        loaded = loaded or any(d and "shape" in d for d in c["modalities"].values())
+        _print_case(c)
     if not loaded:
         print(f"mriviewer: error: {args.path}: no case could be loaded (see errors)", file=sys.stderr)
         return 2
     return 0
+
+
+def _print_case(c: dict) -> None:
+    present = {m: d for m, d in c["modalities"].items() if d}
+    desc = ", ".join(
+        f"{m} {'x'.join(map(str, d['shape']))} {d['axcodes']} {d['acquisition_plane']}" if "shape" in d else m
+        for m, d in present.items()
+    )
+    who = f"  patient {c['patient_id']}" if c["patient_id"] and c["patient_id"] != c["case_id"] else ""
+    print(f"  {c['case_id']}{who}  {c['label_name'] or 'unlabelled'}  {desc}")
+    for m, d in present.items():
+        if d.get("reason"):
+            print(f"    {m}: {d['reason']}")
+    for e in c["errors"]:
+        print(f"    error: {e}", flush=True)
 
 
 def _cmd_convert(args) -> int:

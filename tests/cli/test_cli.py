@@ -256,3 +256,18 @@ def test_desktop_installs_a_launcher_for_this_installation_and_removes_it(tmp_pa
     assert Path(program[0]).is_absolute() and os.access(program[0], os.X_OK)
     assert main(["desktop", "--data-home", str(home), "--remove"]) == 0
     assert not desktop.exists() and not icon.exists()
+
+
+def test_info_writes_nothing_to_the_disk_cache(tmp_path, capsys):
+    """``info`` decodes each case into a memory-only cache, emptied after the case (it filled the
+    disk cache: 1.8 GiB for one ``info ../shared/data | head``)."""
+    from mriviewer.demo.dataset import make_demo_dataset
+
+    data = make_demo_dataset(tmp_path / "d", n_cases=3, seed=5, matrix=24, n_slices=8)
+    cache_dir = Path(os.environ["MRIVIEWER_CACHE_DIR"])
+    before = set(cache_dir.rglob("*")) if cache_dir.exists() else set()
+    assert main(["info", str(data)]) == 0
+    after = set(cache_dir.rglob("*")) if cache_dir.exists() else set()
+    assert after == before
+    lines = capsys.readouterr().out.splitlines()
+    assert "3 case(s) of 3 patient(s)" in lines[0] and sum("FLAIR" in ln and "x" in ln for ln in lines) == 3
