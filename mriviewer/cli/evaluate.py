@@ -137,10 +137,15 @@ def _cmd_cam_check(args) -> int:
     if args.json:
         print(json.dumps(json_safe({"cases": rows, "summary": summary}), indent=2))
     lo, hi = summary["pointing_game_ci"]
-    verdict = "beats" if summary["beats_chance"] else "does not beat"
+    verdict = ("points into the mask more often than chance" if summary["beats_chance"]
+               else "does not point into the mask more often than chance")
     print(f"{summary['n_cases']} cases: pointing game {summary['pointing_game']:.2f} (95% CI {lo:.2f}–{hi:.2f}) vs "
           f"chance {summary['baseline']:.3f}; energy in mask {summary['energy_in_mask']:.3f} vs uniform "
-          f"{summary['baseline_energy']:.3f} — the map {verdict} chance.", file=sys.stderr)
+          f"{summary['baseline_energy']:.3f} — the map {verdict}. This says where the map lies, not whether "
+          "the model is right.", file=sys.stderr)
+    note = _model_quality_note(predictor.test_metrics)
+    if note:
+        print(note, file=sys.stderr)
     if summary["empty_maps"]:
         print(f"warning: {summary['empty_maps']} of {summary['n_cases']} Grad-CAM maps are empty (no positive "
               "evidence for the class at the layer read); they count as misses", file=sys.stderr)
@@ -149,3 +154,25 @@ def _cmd_cam_check(args) -> int:
     print(f"pointing_game={summary['pointing_game']:.3f} baseline={summary['baseline']:.3f} "
           f"energy_in_mask={np.nan_to_num(summary['energy_in_mask']):.3f}")
     return 0
+
+
+def _model_quality_note(test: dict | None) -> str | None:
+    """A note when the model itself is at chance on its own test set (its AUC interval holds 0.5,
+    or it predicts one class for every case), so a map that points at the tumour is not read as
+    praise of the model."""
+    from mriviewer.core.text import fmt_interval, fmt_number
+
+    if not test:
+        return "note: this checkpoint has no test metrics: how good the model is is unknown."
+    lo, hi = (list(test.get("auc_ci") or []) + [None, None])[:2]
+    at_chance = lo is not None and hi is not None and lo <= 0.5 <= hi
+    one_class = any("predicts one class" in str(w) for w in test.get("warnings") or [])
+    if not (at_chance or one_class):
+        return None
+    why = []
+    if at_chance:
+        why.append(f"its test AUC {fmt_number(test.get('auc'))} (95% CI {fmt_interval(test.get('auc_ci'))}) is not "
+                   "distinguishable from chance")
+    if one_class:
+        why.append("it predicts one class for every test case")
+    return "note: the model itself is at chance: " + " and ".join(why) + "; a map that points at the tumour does not make it a good model."

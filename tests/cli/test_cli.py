@@ -204,8 +204,14 @@ def test_assembled_classes_confound_report_evaluate_and_cam_check(tmp_path, caps
 
     capsys.readouterr()
     assert main(["cam-check", "--checkpoint", str(out / "best.pt"), *data, "--class", "tumour", "--max-cases", "3"]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    captured = capsys.readouterr()
+    last = captured.out.strip().splitlines()[-1]
     assert last.startswith("pointing_game=") and " baseline=" in last and " energy_in_mask=" in last
+    # Where the map lies is kept apart from how good the model is, and a model at chance is said to be.
+    assert "where the map lies, not whether the model is right" in captured.err
+    lo, hi = metrics["test"]["auc_ci"]
+    assert ("the model itself is at chance" in captured.err) == (lo <= 0.5 <= hi or any(
+        "predicts one class" in w for w in metrics["test"]["warnings"]))
 
 
 def test_presets_listing(capsys):
