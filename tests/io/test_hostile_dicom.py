@@ -729,3 +729,54 @@ def test_one_slice_without_any_thickness_is_noted(tmp_path):
     vol = read_dicom_series(tmp_path / "s")
     assert vol.spacing[2] == pytest.approx(1.0)
     assert any(str(f) in w and "assumed 1 mm" in w for w in vol.meta["warnings"])
+
+
+# ---------------------------------------------------------------------------- colour (RGB) images
+def _rgb(frames: np.ndarray) -> np.ndarray:
+    """``(..., rows, cols)`` greyscale → ``(..., rows, cols, 3)`` uint8 colours whose luminance is
+    known: R = v, G = v // 2, B = 255 - v."""
+    v = (frames % 200).astype(np.uint8)
+    return np.stack([v, v // 2, 255 - v], axis=-1)
+
+
+def _make_rgb(ds: Dataset, rgb: np.ndarray) -> Dataset:
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelData = np.ascontiguousarray(rgb).tobytes()
+    return ds
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def test_rgb_series_reads_as_luminance_with_one_warning_for_the_series(tmp_path):
+    """A colour series (secondary capture, colour FA) is read, as its luminance, and said once."""
+    uid = generate_uid()
+    rgbs = []
+    for k in range(N):
+        rgb = _rgb(_pixels(k))
+        rgbs.append(rgb)
+        _save(_make_rgb(_dataset(k, uid, _pixels(k)), rgb), tmp_path / f"IM{k + 1:03d}.dcm")
+    vol = read_dicom_series(tmp_path)
+    assert vol.shape == (COLS, ROWS, N)
+    np.testing.assert_allclose(vol.data, np.stack([_luma(r) for r in rgbs]).transpose(2, 1, 0), atol=1e-3)
+    notes = [w for w in vol.meta["warnings"] if "colour image (RGB" in w]
+    assert len(notes) == 1 and "luminance" in notes[0]
+
+
+def test_rgb_enhanced_multiframe_is_read_not_refused(tmp_path):
+    """The colour FA map case: a multi-frame RGB file was refused with '39 per-frame functional
+    groups for pixel data of shape (39, 72, 72, 3)'."""
+    path = tmp_path / "fa.dcm"
+    frames = write_enhanced(path)
+    rgb = _rgb(frames)
+    with warnings.catch_warnings(), pydicom.config.disable_value_validation():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(path)
+        _save(_make_rgb(ds, rgb), path)
+    vol = read_dicom_series(path)
+    assert vol.shape == (COLS, ROWS, N)
+    np.testing.assert_allclose(vol.data, _luma(rgb).transpose(2, 1, 0), atol=1e-3)
+    assert any(str(path) in w and "colour image (RGB" in w for w in vol.meta["warnings"])

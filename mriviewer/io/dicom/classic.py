@@ -22,7 +22,7 @@ from mriviewer.io.dicom.geometry import (
     _validate_entries,
 )
 from mriviewer.io.dicom.headers import LPS_TO_RAS, _fmt, _majority, _series_meta
-from mriviewer.io.dicom.pixels import _raw_pixels
+from mriviewer.io.dicom.pixels import _as_luminance, _raw_pixels
 from mriviewer.io.dicom.problems import _drop, _nothing_left, _Report, _Slice, log
 
 
@@ -41,7 +41,9 @@ def _decode_each(entries: list[_Slice], folder: Path, report: _Report, n_files: 
             e.ipp = _check_ipp(e.facts["ipp"], e.path)
             if before is not None:
                 before(e)
-            e.px = _raw_pixels(e.ds, e.path)
+            e.px, colour = _as_luminance(e.ds, _raw_pixels(e.ds, e.path))
+            if colour:
+                report.note(e.path, colour)
             want = expected(e)
             if e.px.shape != want:
                 raise LoadError(e.path, f"pixel array shape {e.px.shape} is not {want[0]}x{want[1]}{note}")

@@ -28,7 +28,7 @@ from mriviewer.io.dicom.headers import (
     _rescale,
     _series_meta,
 )
-from mriviewer.io.dicom.pixels import _raw_pixels
+from mriviewer.io.dicom.pixels import _as_luminance, _raw_pixels
 from mriviewer.io.dicom.problems import _Report, _Slice
 
 
@@ -51,7 +51,9 @@ def _read_multiframe(path: Path, ds: pydicom.Dataset, modality: str,
     without a usable position dropped (warnings name the file and the frame numbers); where
     several frames share a position the first at each position is kept (warned)."""
     report = report or _Report()
-    frames = _raw_pixels(ds, path)  # (frames, rows, cols)
+    frames, colour = _as_luminance(ds, _raw_pixels(ds, path))  # (frames, rows, cols)
+    if colour:
+        report.note(path, colour)
     if frames.ndim == 2:
         frames = frames[None]
     shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]

@@ -91,3 +91,20 @@ def _excess_pixel_bytes(ds: pydicom.Dataset) -> str | None:
         return (f"pixel data holds {actual} bytes but Rows, Columns and BitsAllocated describe "
                 f"{expected}: the header does not describe the image")
     return None
+
+
+#: ITU-R BT.601 luma weights (as Pillow's "L" conversion and :mod:`mriviewer.io.image2d`).
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _as_luminance(ds: pydicom.Dataset, px: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """A colour image's pixels ``(..., 3)`` (SamplesPerPixel 3: RGB, or YBR that pydicom decoded
+    to RGB) as luminance ``(...)`` float32 (ITU-R BT.601), with the note that says so; greyscale
+    pixels are returned as they are, with ``None``. The viewer and the models take one channel
+    per series, so a colour FA map or secondary capture is shown as its brightness, not refused."""
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 3 or px.ndim < 3 or px.shape[-1] != 3:
+        return px, None
+    photometric = str(ds.get("PhotometricInterpretation", "RGB") or "RGB")
+    note = (f"colour image ({photometric}, 3 samples per pixel): shown as its luminance "
+            "(ITU-R BT.601); mriviewer reads one channel per series")
+    return px.astype(np.float32) @ _LUMA, note
