@@ -232,6 +232,12 @@ def m_conflicting_duplicate(files, folder):
             PixelData=_pixels(7, offset=3).tobytes())
 
 
+def m_same_uid_other_pixels(files, folder):
+    """Same SOPInstanceUID as slice 3, pixels changed by up to 4096: not a duplicate."""
+    copy_as(files[2], folder / "zz_same_uid.dcm", InstanceNumber=99,
+            PixelData=(_pixels(2) + np.uint16(4096)).tobytes())
+
+
 def _second_volume(files, folder, **per_volume):
     """A second set of five slices at the same positions with other pixels; ``per_volume``
     maps an attribute to its values in volume 1 and volume 2."""
@@ -330,6 +336,9 @@ CASES = [
     ("copied-file", m_copied_file, Loads(warn=[("copy_of_3.dcm", "exact duplicate of IM003.dcm (same SOPInstanceUID)")])),
     ("same-pixels-new-UID", m_same_pixels_new_uid,
      Loads(warn=[("reexport_3.dcm", "exact duplicate of IM003.dcm (same position and same pixels)")])),
+    ("same-UID-other-pixels", m_same_uid_other_pixels,
+     Loads(warn=[("zz_same_uid.dcm", "shares its SOPInstanceUID with IM003.dcm but its pixels differ by up to 4096"),
+                 ("zz_same_uid.dcm", "kept IM003.dcm")])),
     ("conflicting-duplicate", m_conflicting_duplicate,
      Loads(warn=[("zz_conflict.dcm", "another image at the position of IM003.dcm"),
                  ("zz_conflict.dcm", "kept IM003.dcm")])),

@@ -257,6 +257,17 @@ def _same_pixels(a: _Slice, b: _Slice) -> bool:
             and a.facts["keys"] == b.facts["keys"] and np.array_equal(a.px, b.px))
 
 
+def _warn_uid_clash(s: _Slice, unique: list[_Slice], report: _Report) -> None:
+    """Say when ``s`` shares its SOPInstanceUID with an image of different pixels at its position."""
+    clash = next((u for u in unique if s.facts["sop"] and s.facts["sop"] == u.facts["sop"]), None)
+    if clash is None:
+        return
+    diff = (f" by up to {float(np.max(np.abs(s.px.astype(np.float64) - clash.px))):g}"
+            if s.px.shape == clash.px.shape else f" (shape {s.px.shape} vs {clash.px.shape})")
+    report.warn(f"{s.path}: shares its SOPInstanceUID with {clash.path.name} but its pixels differ{diff}; "
+                "not a duplicate: both are images at this position")
+
+
 def _resolve_positions(placed: list[_Slice], report: _Report):
     """Drop exact duplicates; split several images per position into volumes by a
     :data:`VOLUME_KEYS` attribute, or keep one per position (reporting the others).
@@ -273,9 +284,11 @@ def _resolve_positions(placed: list[_Slice], report: _Report):
         members.sort(key=lambda s: s.order)
         unique: list[_Slice] = []
         for s in members:
-            twin = next((u for u in unique if (s.facts["sop"] and s.facts["sop"] == u.facts["sop"])
-                         or _same_pixels(s, u)), None)
+            # A duplicate is judged by its pixels, never by a UID alone: two files that share a
+            # SOPInstanceUID but differ are two images (the second is named, not dropped unseen).
+            twin = next((u for u in unique if _same_pixels(s, u)), None)
             if twin is None:
+                _warn_uid_clash(s, unique, report)
                 unique.append(s)
                 continue
             why = "same SOPInstanceUID" if s.facts["sop"] and s.facts["sop"] == twin.facts["sop"] \
