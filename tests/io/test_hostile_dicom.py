@@ -789,3 +789,32 @@ def test_rgb_enhanced_multiframe_is_read_not_refused(tmp_path):
     assert vol.shape == (COLS, ROWS, N)
     np.testing.assert_allclose(vol.data, _luma(rgb).transpose(2, 1, 0), atol=1e-3)
     assert any(str(path) in w and "colour image (RGB" in w for w in vol.meta["warnings"])
+
+
+def test_enhanced_multiframe_volumes_are_chosen_by_index_and_out_of_range_is_an_error(tmp_path):
+    """Two frames at each position (a 4D enhanced file: time points): --volume picks one, and a
+    volume that does not exist is an error (any N read volume 1 before)."""
+    import copy
+
+    path = tmp_path / "enh4d.dcm"
+    frames = write_enhanced(path)
+    second = frames + np.uint16(500)
+    with warnings.catch_warnings(), pydicom.config.disable_value_validation():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(path)
+        groups = list(ds.PerFrameFunctionalGroupsSequence)
+        ds.PerFrameFunctionalGroupsSequence = Sequence(groups + [copy.deepcopy(g) for g in groups])
+        ds.NumberOfFrames = 2 * N
+        ds.PixelData = np.concatenate([frames, second]).tobytes()
+        _save(ds, path)
+    first, other = read_dicom_series(path), read_dicom_series(path, index4d=1)
+    np.testing.assert_array_equal(first.data, frames.transpose(2, 1, 0))
+    np.testing.assert_array_equal(other.data, second.transpose(2, 1, 0))
+    assert other.meta["n_volumes"] == 2 and other.meta["volume_index"] == 1
+    assert any("2 volumes" in w and "showing volume 2" in w for w in other.meta["warnings"])
+    with pytest.raises(LoadError, match="volume 99 out of range"):
+        read_dicom_series(path, index4d=98)
+    # The 3D file ignores the index, as 3D NIfTI does.
+    flat = tmp_path / "enh3d.dcm"
+    write_enhanced(flat)
+    assert read_dicom_series(flat, index4d=5).shape == (COLS, ROWS, N)

@@ -42,7 +42,7 @@ def _group_attr(fg, shared, seq: str, attr: str):
 
 
 def _read_multiframe(path: Path, ds: pydicom.Dataset, modality: str,
-                     report: _Report | None = None) -> Volume:
+                     report: _Report | None = None, index4d: int = 0) -> Volume:
     """Enhanced (multi-frame) MR image: per-frame geometry and rescale from the functional
     groups (PS3.3 C.7.6.16: PlanePositionSequence, PlaneOrientationSequence,
     PixelMeasuresSequence, PixelValueTransformationSequence), per frame before shared.
@@ -69,8 +69,8 @@ def _read_multiframe(path: Path, ds: pydicom.Dataset, modality: str,
     iop = items[0].iop
     row_dir, col_dir = iop[:3], iop[3:]
     normal = np.cross(row_dir, col_dir)
-    unique = _first_at_each_position(items, normal, path, report)
-    meta = _series_meta(ds)
+    unique, meta_4d = _volume_at_each_position(items, normal, path, report, index4d)
+    meta = {**_series_meta(ds), **meta_4d}
 
     def rescaled(it: _Slice) -> np.ndarray:
         slope, inter = it.rescale
@@ -161,21 +161,45 @@ def _split_spacing(items: list[_Slice], path: Path, report: _Report) -> tuple[tu
     return spacing, items
 
 
-def _first_at_each_position(items: list[_Slice], normal: np.ndarray, path: Path,
-                            report: _Report) -> list[_Slice]:
-    """The frames sorted along ``normal``, the first (lowest frame number) at each position;
-    several frames at one position (echoes, phases) are warned."""
+def _volume_at_each_position(items: list[_Slice], normal: np.ndarray, path: Path, report: _Report,
+                             index4d: int = 0) -> tuple[list[_Slice], dict]:
+    """The frames of volume ``index4d``, sorted along ``normal``, and the 4D metadata.
+
+    Frames at one position are that position's volumes in frame order (the file's dimension
+    order: time points, b-values, echoes). When every position holds the same number of frames
+    ``V`` > 1, volume ``index4d`` is the ``index4d``-th frame at each position
+    (``meta["n_volumes"]`` = V); otherwise the first frame at each position is shown and the
+    irregular stacking is warned. A single-volume file ignores ``index4d``, as 3D NIfTI does.
+
+    Raises:
+        LoadError: ``index4d`` out of range for a file with several volumes, or a volume asked
+            for where positions hold different numbers of frames.
+    """
     for it in items:
         it.pos = float(it.ipp @ normal)
     items.sort(key=lambda it: (it.pos, it.extra["frame"]))
-    unique: list[_Slice] = []
+    stacks: list[list[_Slice]] = []
     for it in items:
-        if not unique or abs(it.pos - unique[-1].pos) > 1e-4:
-            unique.append(it)
-    if len(unique) < len(items):
-        report.warn(f"{path}: {len(items)} frames at {len(unique)} positions (several images per "
-                    "position, e.g. magnitude and phase); showing the first frame at each position")
-    return unique
+        if not stacks or abs(it.pos - stacks[-1][0].pos) > 1e-4:
+            stacks.append([])
+        stacks[-1].append(it)
+    counts = {len(s) for s in stacks}
+    if counts == {1}:
+        return [s[0] for s in stacks], {}
+    if len(counts) == 1:
+        n = counts.pop()
+        if not 0 <= index4d < n:
+            raise LoadError(path, f"{n} volumes ({len(items)} frames at {len(stacks)} positions); volume "
+                                  f"{index4d + 1} out of range (1–{n})")
+        report.warn(f"{path}: {n} volumes ({len(items)} frames at {len(stacks)} positions: time points, "
+                    f"b-values or echoes); showing volume {index4d + 1}")
+        return [s[index4d] for s in stacks], {"n_volumes": n, "volume_index": int(index4d), "volume_key": "frame order"}
+    if index4d:
+        raise LoadError(path, f"{len(items)} frames at {len(stacks)} positions, not the same number at each; "
+                              f"volume {index4d + 1} cannot be told apart")
+    report.warn(f"{path}: {len(items)} frames at {len(stacks)} positions (several images per "
+                "position, e.g. magnitude and phase); showing the first frame at each position")
+    return [s[0] for s in stacks], {}
 
 
 def _single_frame_thickness(path: Path, fg, shared, report: _Report) -> float:

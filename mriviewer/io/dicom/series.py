@@ -95,7 +95,7 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "", regul
     first = entries[0]
     if first.facts["frames"] > 1 and len(entries) == 1:
         try:
-            return _read_multiframe(first.path, first.ds, modality, report)
+            return _read_multiframe(first.path, first.ds, modality, report, index4d)
         except _HEADER_ERRORS as exc:
             raise LoadError(first.path, f"invalid multi-frame header ({type(exc).__name__}: {exc})") from exc
 
