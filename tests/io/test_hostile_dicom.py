@@ -818,3 +818,15 @@ def test_enhanced_multiframe_volumes_are_chosen_by_index_and_out_of_range_is_an_
     flat = tmp_path / "enh3d.dcm"
     write_enhanced(flat)
     assert read_dicom_series(flat, index4d=5).shape == (COLS, ROWS, N)
+
+
+def test_a_file_without_an_image_is_a_warning_on_its_series_not_a_case(tmp_path):
+    """Rows = 0 in one file of a series: discovery lists one case and names the file (it listed
+    the file as a case of its own)."""
+    from mriviewer.data.discover import discover
+
+    files = write_series(tmp_path / "s")
+    edit(files[-1], Rows=0)
+    ds = discover(tmp_path / "s")
+    assert len(ds.cases) == 1
+    assert any(files[-1].name in w and "Rows 0" in w for w in ds.warnings), ds.warnings

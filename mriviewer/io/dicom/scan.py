@@ -98,6 +98,9 @@ def scan_series(folder: Path) -> tuple[list[SeriesInfo], list[str]]:
             problems.append(str(exc))
             continue
         uid, desc, rows, cols = facts["uid"], facts["description"], facts["rows"], facts["cols"]
+        if rows <= 0 or cols <= 0:  # no image: a problem of the folder's series, not a series of its own
+            problems.append(f"{path}: Rows {rows}, Columns {cols}: the file holds no image; left out of its series")
+            continue
         if facts["frames"] > 1:
             singles.append(SeriesInfo([path], uid, desc, rows, cols, multiframe=True,
                                       study=facts["study"]))
