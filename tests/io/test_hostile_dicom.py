@@ -207,6 +207,12 @@ def m_other_spacing(files, folder):
     edit(_victim(files), PixelSpacing=["0.5", "0.5"])
 
 
+def m_displaced_in_plane(files, folder):
+    """The last slice moved 5 mm along its rows: same UID, orientation and matrix."""
+    ipp = ORIGIN + (N - 1) * STEP * NORMAL + 5.0 * np.asarray(IOP[:3])
+    edit(_victim(files), ImagePositionPatient=[f"{v:.6f}" for v in ipp])
+
+
 def m_zero_spacing_one(files, folder):
     edit(_victim(files), PixelSpacing=["0", "0.9"])
 
@@ -328,6 +334,8 @@ CASES = [
     ("undecodable", m_undecodable, Loads((COLS, ROWS, 4), FOUR, [(LAST, "cannot decode pixel data")])),
     ("other-matrix", m_other_matrix, Loads((COLS, ROWS, 4), FOUR, [(LAST, "slice size 6x6 differs")])),
     ("other-spacing", m_other_spacing, Loads((COLS, ROWS, 4), FOUR, [(LAST, "PixelSpacing [0.5, 0.5] differs")])),
+    ("displaced-in-plane", m_displaced_in_plane,
+     Loads((COLS, ROWS, 4), FOUR, [(LAST, "displaced in-plane by 5.00 mm")])),
     ("zero-spacing-one-file", m_zero_spacing_one, Loads((COLS, ROWS, 4), FOUR, [(LAST, "not a usable pixel size")])),
     ("zero-IOP-one-file", m_zero_iop_one, Loads((COLS, ROWS, 4), FOUR, [(LAST, "not two unit vectors")])),
     ("non-orthogonal-IOP-one-file", m_nonortho_iop_one,

@@ -18,6 +18,7 @@ from mriviewer.io.dicom.geometry import (
     _resolve_positions,
     _series_spacing,
     _single_slice_thickness,
+    _split_displaced,
     _split_orientations,
     _validate_entries,
 )
@@ -89,6 +90,7 @@ def _read_slices(entries: list[_Slice], folder: Path, modality: str, regularize:
 
     slices, meta_4d = _pick_volume(placed, folder, index4d, report)
     slices.sort(key=lambda s: s.pos)
+    slices = _split_displaced(slices, row_dir, col_dir, (row_spacing, col_spacing), folder, report)
     positions = np.array([s.pos for s in slices])
     data = _stack(slices, rows, cols)
 

@@ -343,3 +343,31 @@ def _lps_affine(row_dir: np.ndarray, col_dir: np.ndarray, row_spacing: float, co
     lps[:3, 2] = step
     lps[:3, 3] = origin
     return lps
+
+
+def _split_displaced(slices: list[_Slice], row_dir: np.ndarray, col_dir: np.ndarray,
+                     spacing: tuple[float, float], folder: Path, report: _Report) -> list[_Slice]:
+    """Drop slices displaced in-plane from the rest of the series (``slices`` sorted along the
+    normal; at least three): each slice's in-plane offset is compared with the line the others
+    follow (constant, or a steady shift under gantry tilt: the median offset and slope), and one
+    farther than a quarter pixel (at least 0.01 mm) is split off with a warning naming it, as a
+    localizer is, instead of being stacked into the volume and hidden by the re-gridding."""
+    if len(slices) < 3:
+        return slices
+    ipp0 = slices[0].ipp
+    pos = np.array([s.pos for s in slices])
+    offsets = np.array([[(s.ipp - ipp0) @ row_dir, (s.ipp - ipp0) @ col_dir] for s in slices])
+    dpos = np.diff(pos)
+    ok = np.abs(dpos) > 1e-6
+    slope = np.median(np.diff(offsets, axis=0)[ok] / dpos[ok, None], axis=0) if ok.any() else np.zeros(2)
+    base = np.median(offsets - pos[:, None] * slope, axis=0)
+    residual = np.linalg.norm(offsets - (base + pos[:, None] * slope), axis=1)
+    tol = max(0.01, 0.25 * min(spacing))
+    far = residual > tol
+    if not far.any() or far.sum() * 2 >= len(slices):
+        return slices
+    for s, r in zip(slices, residual, strict=True):
+        if r > tol:
+            _drop(report, s, f"displaced in-plane by {r:.2f} mm from the rest of the series (same orientation and "
+                             "matrix); split off, as a localizer is")
+    return [s for s, f in zip(slices, far, strict=True) if not f]
