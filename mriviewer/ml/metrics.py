@@ -53,6 +53,7 @@ import numpy as np
 
 from mriviewer.core.files import json_safe  # one home for strict-JSON conversion (re-exported)
 from mriviewer.ml.bootstrap import _bootstrap_intervals
+from mriviewer.ml.calibration import calibration_metrics
 from mriviewer.ml.scores import _point_estimates
 
 SCALAR_METRICS = (
@@ -101,8 +102,9 @@ def classification_metrics(
         ``balanced_accuracy``, ``f1_macro``, ``f1_macro_ci``, ``f1_weighted``,
         ``precision_macro``, ``recall_macro``, ``specificity``, ``per_class``,
         ``confusion_matrix`` (``K x K``, rows true, columns predicted), ``roc``,
-        ``classes_absent``, ``n_boot``, ``ci_level``, ``warnings``. See the module docstring for
-        the definitions.
+        ``classes_absent``, the calibration (``brier``, ``brier_ci``, ``ece``, ``ece_ci``,
+        ``ece_bins``, ``reliability``: :func:`mriviewer.ml.calibration.calibration_metrics`),
+        ``n_boot``, ``ci_level``, ``warnings``. See the module docstring for the definitions.
 
     Raises:
         ValueError: inconsistent shapes, labels out of range, non-finite probabilities, no
@@ -149,6 +151,7 @@ def classification_metrics(
         "confusion_matrix": point["confusion_matrix"],
         "roc": point["roc"],
         "classes_absent": absent,
+        **calibration_metrics(labels, probs, n_boot=n_boot, seed=seed, alpha=alpha),
         "n_boot": int(n_boot),
         "ci_level": round(level, 10),
         "warnings": warns,

@@ -14,8 +14,8 @@ def format_metrics(m: dict, title: str = "Test") -> str:
         title: what was evaluated ("Test", "Validation", "Cross-validation", ...).
 
     Returns:
-        A summary line, a line of secondary metrics, then one ``"Warning: ..."`` line per
-        warning. Missing or undefined values read ``n/a``.
+        A summary line, a line of secondary metrics, a calibration line (Brier, ECE) when
+        present, then one ``"Warning: ..."`` line per warning. Missing or undefined values read ``n/a``.
     """
     if "n_folds" in m:
         return _format_folds(m, title)
@@ -31,6 +31,9 @@ def format_metrics(m: dict, title: str = "Test") -> str:
         f"macro recall {_f3(m.get('recall_macro'))}, "
         f"specificity {_f3(m.get('specificity'))}, weighted F1 {_f3(m.get('f1_weighted'))}",
     ]
+    if "brier" in m:
+        lines.append(f"  calibration: Brier {_f3(m.get('brier'))} ({_ci(m.get('brier_ci'))}), "
+                     f"ECE {_f3(m.get('ece'))} ({_ci(m.get('ece_ci'))}; {m.get('ece_bins')} bins)")
     lines += [f"Warning: {w}" for w in m.get("warnings", [])]
     return "\n".join(lines)
 

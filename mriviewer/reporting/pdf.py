@@ -135,6 +135,9 @@ def _metrics_section(inputs: ReportInputs, st, width) -> list:
                 ["  always the most frequent class", _fmt(test.get("accuracy_chance")), ""],
                 ["Balanced accuracy", _fmt(test.get("balanced_accuracy")), ""],
                 ["Macro F1", _fmt(test.get("f1_macro")), _ci(test.get("f1_macro_ci"))]]
+        if "brier" in test:  # calibration: is a probability of 0.57 right 57 % of the time?
+            rows += [["Brier score (lower is better)", _fmt(test.get("brier")), _ci(test.get("brier_ci"))],
+                     [f"ECE ({test.get('ece_bins', 10)} bins)", _fmt(test.get("ece")), _ci(test.get("ece_ci"))]]
         tab = Table(rows, colWidths=[60 * 2.8346, 25 * 2.8346, 40 * 2.8346], hAlign="LEFT")
         tab.setStyle(TableStyle([
             ("FONTSIZE", (0, 0), (-1, -1), 8), ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),

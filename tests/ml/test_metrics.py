@@ -27,7 +27,8 @@ KEYS = [
     "n_cases", "n_per_class", "class_names", "auc", "auc_ci", "auc_classes", "accuracy",
     "accuracy_ci", "accuracy_chance", "balanced_accuracy", "f1_macro", "f1_macro_ci", "f1_weighted",
     "precision_macro", "recall_macro", "specificity", "per_class", "confusion_matrix", "roc",
-    "classes_absent", "n_boot", "ci_level", "warnings",
+    "classes_absent", "brier", "ece", "ece_bins", "brier_ci", "ece_ci", "reliability", "n_boot", "ci_level",
+    "warnings",
 ]
 
 

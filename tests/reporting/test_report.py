@@ -122,6 +122,7 @@ def test_3d_report_text_pages_and_model_card(brats, tmp_path):
     test = predictor.test_metrics
     lo, hi = test["auc_ci"]
     assert f"{test['auc']:.3f}" in text and f"{lo:.3f}–{hi:.3f}" in text
+    assert "Brier score" in text and "ECE (10 bins)" in text and f"{test['ece']:.3f}" in text  # calibration
     assert "too few cases" in text and "not distinguishable" in text.replace("\n", " ")
     assert "Confound: class 'tumour'" in text and "Case x skipped" not in text
     assert "test: held out" in text  # this case is the split's test case
