@@ -43,6 +43,7 @@ import numpy as np
 from mriviewer.core.errors import ConfigError, DatasetError, MriViewerError
 from mriviewer.core.files import atomic_path, csv_text, write_json
 from mriviewer.data.cases import Case, Dataset
+from mriviewer.data.record import dataset_record
 from mriviewer.ml.caveats import Caveat
 from mriviewer.ml.config import TrainConfig
 from mriviewer.ml.device import resolve_device
@@ -286,6 +287,7 @@ class Trainer:
         if self._main:
             out.mkdir(parents=True, exist_ok=True)
             cfg.save(out / "config.json")
+            write_json(out / "dataset.json", dataset_record(self.dataset))
         self._first_warning = len(self.warnings)  # this member's warnings start here
         self._first_caveat = len(self.caveats)
         class_names = list(self.dataset.class_names)
@@ -455,7 +457,7 @@ class Trainer:
     def _context(self) -> RunContext:
         """What this run gives each fold's :class:`~.fit.FitLoop`."""
         return RunContext(self.dist, self.device, self._say, self._stop, self._stop_request, self.store,
-                          self._samples, str(self.dataset.root))
+                          self._samples, str(self.dataset.root), dataset_record(self.dataset))
 
     def _samples(self, key: str) -> np.ndarray:
         """A case's stored samples, memory-mapped once per run (validation reads them every epoch)."""

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,8 @@ class RunContext:
         store: the run's preprocessed-sample store.
         samples: ``key → (S, C, …) samples`` of one case, memory-mapped once per run.
         dataset_root: the dataset's folder, recorded in the checkpoints.
+        dataset: what the run trained on (:func:`mriviewer.data.record.dataset_record`: layout, classes, cases,
+            patients, the user's label table), recorded in the checkpoints.
     """
 
     dist: object
@@ -72,6 +74,7 @@ class RunContext:
     store: SampleStore
     samples: Callable[[str], np.ndarray]
     dataset_root: str
+    dataset: dict = field(default_factory=dict)
 
 
 def evaluate(model, cases, prepared, cfg: TrainConfig, criterion, amp, ctx: RunContext, n_classes: int):
@@ -349,7 +352,8 @@ class FitLoop:
             save_checkpoint(self.ckpt_path, new_checkpoint(
                 self.selection.weights, self.cfg, self.class_names, self.n_out,
                 metrics={"validation": self.selection.best}, history=self.history, split=self.role_ids,
-                fold=self.split.name, dataset_root=self.ctx.dataset_root, initial_weights=self.initial_weights))
+                fold=self.split.name, dataset_root=self.ctx.dataset_root, initial_weights=self.initial_weights,
+                dataset=self.ctx.dataset))
         schedule.step(record)
         if self._main:
             yield EpochEvent(record, self.fold_index)

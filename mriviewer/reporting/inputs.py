@@ -121,6 +121,13 @@ def model_card(predictor) -> dict[str, str]:
                                                      f", {cfg.slices_per_case} slice(s) per case")
     card["Inputs"] = f"{', '.join(cfg.modalities)} ({cfg.color}); {size}"
     card["Classes"] = ", ".join(predictor.class_names)
+    table = (ck.get("dataset") or {}).get("label_table")
+    if table:  # the user's label table, traceable: file, hash, columns, mapping
+        mapping = ", ".join(f"{k}→{v}" for k, v in (table.get("label_map") or {}).items())
+        card["Labels"] = (f"{table.get('file')} (SHA-256 {str(table.get('sha256', ''))[:12]}…), column "
+                          f"{table.get('label_column')!r}, ids in {table.get('id_column')!r} by {table.get('keyed_by')}"
+                          + (f"; mapped {mapping}" if mapping else "")
+                          + (f"; excluded {', '.join(table.get('exclude') or [])}" if table.get("exclude") else ""))
     n = {r: len(split.get(r) or []) for r in ("train", "validation", "test")}
     if any(n.values()):
         card["Training set"] = (f"{n['train']} cases (plus {n['validation']} validation and {n['test']} test cases, "

@@ -277,3 +277,25 @@ def test_info_writes_nothing_to_the_disk_cache(tmp_path, capsys):
     assert after == before
     lines = capsys.readouterr().out.splitlines()
     assert "3 case(s) of 3 patient(s)" in lines[0] and sum("FLAIR" in ln and "x" in ln for ln in lines) == 3
+
+
+def test_train_on_a_clinical_sheet_records_the_table(demo_dir, tmp_path, capsys):
+    """--labels FILE --label-column: the run trains on that column, dataset.json and the
+    checkpoint record the file (name, SHA-256), its columns and the mapping, the report says so."""
+    sheet = tmp_path / "clinical.csv"
+    sheet.write_text("PatientID,IDH,grade\n" + "".join(f"{n},{'mut' if n % 2 else 'wt'},{2 + n % 3}\n"
+                                                       for n in range(12)))
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(demo_dir), "--labels", str(sheet), "--label-column", "grade",
+                 "--label-map", "2=LGG,3=LGG,4=HGG", "--model", "resnet18-2d", "--epochs", "1", "--out", str(out),
+                 "--image-size", "32", "--slices-per-case", "2", "--device", "cpu", "--pretrained", "none"]) == 0
+    record = json.loads((out / "dataset.json").read_text())
+    assert record["class_names"] == ["HGG", "LGG"] and record["patients"] == 12
+    assert record["label_table"]["file"] == "clinical.csv" and len(record["label_table"]["sha256"]) == 64
+    assert record["label_table"]["label_map"] == {"2": "LGG", "3": "LGG", "4": "HGG"}
+    pdf = tmp_path / "r.pdf"
+    assert main(["report", "--checkpoint", str(out / "best.pt"), "--data", str(demo_dir), "--labels", str(sheet),
+                 "--label-column", "grade", "--label-map", "2=LGG,3=LGG,4=HGG", "--case", "00001",
+                 "--out", str(pdf)]) == 0
+    flat = " ".join(pdf_text(pdf).split())
+    assert "clinical.csv (SHA-256" in flat and "column 'grade'" in flat
