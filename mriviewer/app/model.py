@@ -1,9 +1,11 @@
 """The application's working state, apart from any widget (napari's ``ViewerModel``, FSLeyes'
-``displaycontext``): the open dataset, the selected case, the loaded checkpoint, its predictions
-and Grad-CAM maps, and the training run. Widgets observe it through its typed psygnal signals
-and change it through its methods; :mod:`mriviewer.ui` binds to it and holds no state of its own.
-Every method here is synchronous and Qt-free, so the prediction → Grad-CAM → report path is
-tested without a window (``tests/test_appmodel.py``); the GUI runs the slow ones in workers.
+``displaycontext``): the open dataset, the selected case, the training run, and (from
+:class:`~mriviewer.app.predictions.PredictionsMixin`) the loaded checkpoint, its predictions and
+Grad-CAM maps. Widgets observe it through its typed psygnal signals and change it through its
+methods; :mod:`mriviewer.ui` binds to it and holds no state of its own. Every method here is
+synchronous and Qt-free, so the prediction → Grad-CAM → report path is tested without a window
+(``tests/app/test_appmodel.py``); :class:`~mriviewer.app.session.Session` runs the slow ones in
+workers, and the text the panels show comes from :mod:`mriviewer.app.presenters`.
 
 Signals (``model.<signal>.connect(callback)``):
 
@@ -12,7 +14,8 @@ Signals (``model.<signal>.connect(callback)``):
 ``case_selected(str)``      the selected case id changed
 ``checkpoint_changed()``    a model was loaded (``model.predictor``); predictions cleared
 ``prediction_added(str)``   a case's prediction (or its error) arrived
-``cam_added(str)``          a case's Grad-CAM arrived
+``cam_added(str)``          a case's shown Grad-CAM changed
+``cam_class_changed()``     the class Grad-CAM explains changed
 ``training_changed()``      a run started or ended (``model.training``)
 ``error(str)``              one relay for every error: a message naming the file
 ``message(str)``            a status line (progress, what was written)
@@ -25,23 +28,18 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from psygnal import Signal
 
+from mriviewer.app.predictions import PredictionsMixin
 from mriviewer.core.errors import MriViewerError
-from mriviewer.core.volume import MODALITIES
 from mriviewer.data.cases import Case, Dataset
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AppModel", "CaseRow", "runs_dir", "CASE_COLUMNS"]
-
-#: Columns of the case browser, in order.
-CASE_COLUMNS = ("Case", "Label", "Prediction", "P", "Split", "Modalities", "Errors")
-_SHORT = {"FLAIR": "FL", "T1w": "T1", "T1wCE": "T1c", "T2w": "T2"}
+__all__ = ["AppModel", "runs_dir"]
 
 
 def runs_dir() -> Path:
@@ -49,47 +47,23 @@ def runs_dir() -> Path:
     return Path(os.environ.get("MRIVIEWER_RUNS_DIR", Path.home() / "mriviewer-runs"))
 
 
-@dataclass
-class CaseRow:
-    """One row of the case browser (see :data:`CASE_COLUMNS`); ``probability`` is that of the
-    predicted class, ``None`` before prediction; ``tooltip`` explains modalities and errors."""
-
-    case_id: str
-    label: str
-    prediction: str
-    probability: float | None
-    split: str
-    modalities: str
-    errors: str
-    tooltip: str
-
-    def values(self) -> tuple:
-        p = "" if self.probability is None else f"{self.probability:.2f}"
-        return (self.case_id, self.label, self.prediction, p, self.split, self.modalities, self.errors)
-
-
-class AppModel:
+class AppModel(PredictionsMixin):
     """mriviewer's application state (see the module docstring for the signals).
 
     Attributes:
         dataset: the open :class:`~mriviewer.data.cases.Dataset` or ``None``.
         case_id: the selected case's id or ``None``.
-        predictor: the loaded :class:`~mriviewer.ml.predict.Predictor` or ``None``.
-        checkpoint_path: where ``predictor`` came from.
-        predictions: case id → :class:`~mriviewer.ml.predict.Prediction`.
-        prediction_errors: case id → why it could not be predicted.
-        cams: case id → :class:`~mriviewer.ml.predict.GradCamResult`.
         trainer: the current or last :class:`~mriviewer.ml.engine.Trainer`.
         training: a run is in progress.
         last_result: the last finished run's :class:`~mriviewer.ml.events.TrainResult`.
-        pending_checkpoint: a stopped run's checkpoint offered, not loaded.
+
+    The checkpoint's attributes (``predictor``, ``checkpoint_path``, ``predictions``,
+    ``prediction_errors``, ``cams``, ``cam_cache``, ``cam_class``, ``pending_checkpoint``) are
+    described in :class:`~mriviewer.app.predictions.PredictionsMixin`.
     """
 
     dataset_changed = Signal()
     case_selected = Signal(str)
-    checkpoint_changed = Signal()
-    prediction_added = Signal(str)
-    cam_added = Signal(str)
     training_changed = Signal()
     error = Signal(str)
     message = Signal(str)
@@ -98,15 +72,10 @@ class AppModel:
     def __init__(self) -> None:
         self.dataset: Dataset | None = None
         self.case_id: str | None = None
-        self.predictor = None
-        self.checkpoint_path: Path | None = None
-        self.predictions: dict = {}
-        self.prediction_errors: dict[str, str] = {}
-        self.cams: dict = {}
+        self._init_predictions()
         self.trainer = None
         self.training = False
         self.last_result = None
-        self.pending_checkpoint: Path | None = None
 
     # ------------------------------------------------------------------ errors
     def report_error(self, prefix: str, exc: BaseException | str) -> str:
@@ -153,14 +122,13 @@ class AppModel:
         (the loaded model stays and is run again on the new cases by the caller)."""
         self.dataset = ds
         self.case_id = None
-        self.predictions.clear()
-        self.prediction_errors.clear()
-        self.cams.clear()
+        self._clear_predictions()
         self.dataset_changed.emit()
         self.state_changed.emit()
 
     @property
     def cases(self) -> list[Case]:
+        """The open dataset's cases (a new list; empty with no dataset)."""
         return list(self.dataset.cases) if self.dataset is not None else []
 
     def case(self, case_id: str | None) -> Case | None:
@@ -171,6 +139,7 @@ class AppModel:
 
     @property
     def current_case(self) -> Case | None:
+        """The selected case or ``None``."""
         return self.case(self.case_id)
 
     def select_case(self, case_id: str | None) -> None:
@@ -193,93 +162,23 @@ class AppModel:
         self.select_case(new)
         return new
 
-    def dataset_summary(self) -> str:
-        """One line: root, layout, case count, task, cases with errors."""
-        ds = self.dataset
-        if ds is None:
-            return "No dataset. File ▸ Open folder… or File ▸ Open demo."
-        n_err = sum(bool(c.errors) for c in ds.cases)
-        task = {"binary": "binary", "multiclass": f"{len(ds.class_names)} classes",
-                "none": "no labels"}[ds.task]
-        return f"{ds.root}: {ds.layout}, {len(ds.cases)} cases, {task}" + (
-            f", {n_err} with errors" if n_err else "")
-
     def assign_modality(self, old: str, new: str, all_cases: bool = True) -> int:
         """Rename modality ``old`` to ``new`` in every case (or the selected one). Returns how
-        many cases changed.
+        many cases changed. Refused while a run trains: its thread reads the cases' modalities.
 
         Raises:
             DatasetError: ``new`` already present, unknown ``old``.
+            MriViewerError: a training run is in progress (:meth:`can_assign_modality`).
         """
         from mriviewer.data.cases import assign_modality
 
+        ok, why = self.can_assign_modality()
+        if not ok:
+            raise MriViewerError(why)
         n = assign_modality(self.dataset, old, new, None if all_cases else self.case_id)
         self.dataset_changed.emit()
         self.state_changed.emit()
         return n
-
-    # ------------------------------------------------------------------ case rows
-    def split_of(self, case: Case) -> str:
-        """The case's role for the loaded checkpoint (train / validation / test / external) or
-        ``""`` with no model."""
-        if self.predictor is None:
-            return ""
-        try:
-            return self.predictor.role_of(case)
-        except Exception:  # noqa: BLE001 - a damaged split record must not hide the row
-            return "?"
-
-    def row(self, case: Case) -> CaseRow:
-        """The browser row of ``case``."""
-        ds = self.dataset
-        label = self.short_class(ds.label_name(case) if ds is not None else None) or "—"
-        if case.is_2d:
-            mods, tip = "2D image", ""
-        else:
-            mods = "all 4" if all(m in case.modalities for m in MODALITIES) else \
-                " ".join(_SHORT[m] if m in case.modalities else "–" for m in MODALITIES)
-            extra = [m for m in case.modalities if m not in MODALITIES]
-            if extra:
-                mods += " +" + ",".join(extra)
-            missing = [m for m in MODALITIES if m not in case.modalities]
-            tip = "present: " + ", ".join(case.modalities) + (
-                f"; missing: {', '.join(missing)}" if missing else "")
-        pred = self.predictions.get(case.case_id)
-        err = self.prediction_errors.get(case.case_id)
-        errors = list(case.errors) + ([f"not predicted: {err}"] if err else [])
-        return CaseRow(
-            case_id=case.case_id, label=label,
-            prediction=self.short_class(pred.class_name) if pred is not None else ("not predicted" if err else ""),
-            probability=pred.probability if pred is not None else None,
-            split=self.split_of(case), modalities=mods,
-            errors=str(len(errors)) if errors else "",
-            tooltip="\n".join([tip] + errors + ([f"predicted: {pred.class_name}"] if pred is not None else [])
-                               + ([f"label: {ds.label_name(case)}"] if ds is not None and ds.label_name(case) else [])
-                               ).strip(),
-        )
-
-    def class_prefix(self) -> str:
-        """Words every class name starts with (``"MGMT "`` for MGMT unmethylated / methylated),
-        left out of the browser's narrow columns; ``""`` when none."""
-        names = list(self.dataset.class_names) if self.dataset is not None else []
-        if self.predictor is not None:
-            names += list(self.predictor.class_names)
-        if len(names) < 2:
-            return ""
-        words = [n.split(" ") for n in names]
-        common = []
-        for group in zip(*words, strict=False):
-            if len(set(group)) != 1:
-                break
-            common.append(group[0])
-        if not common or any(len(w) <= len(common) for w in words):
-            return ""
-        return " ".join(common) + " "
-
-    def short_class(self, name: str | None) -> str | None:
-        """``name`` without :meth:`class_prefix`."""
-        prefix = self.class_prefix()
-        return name[len(prefix):] if name and prefix and name.startswith(prefix) else name
 
     # ------------------------------------------------------------------ actions' state
     def can_train(self) -> tuple[bool, str]:
@@ -306,145 +205,25 @@ class AppModel:
             return False, f"Case {case.case_id} cannot be predicted: {self.prediction_errors[case.case_id]}"
         return True, ""
 
+    def can_assign_modality(self) -> tuple[bool, str]:
+        """Whether Case ▸ Assign modality may rename a modality now, and why not."""
+        if self.training:
+            return False, "A training run is in progress; its cases cannot change until it ends."
+        if self.dataset is None:
+            return False, "Open a dataset first."
+        return True, ""
+
     def can_export_predictions(self) -> tuple[bool, str]:
+        """Whether there are predictions to export, and why not."""
         if not self.predictions:
             return False, "No predictions yet: train or load a checkpoint first."
         return True, ""
 
     def can_batch_export(self) -> tuple[bool, str]:
+        """Whether reports of the dataset's cases can be written, and why not."""
         if self.predictor is None or self.dataset is None:
             return False, "Load or train a model and open a dataset first."
         return True, ""
-
-    # ------------------------------------------------------------------ checkpoint
-    def load_checkpoint(self, path: str | Path, device: str = "auto") -> bool:
-        """Load a checkpoint (:meth:`open_predictor`, then :meth:`use_predictor`) on this
-        thread. Returns False and emits :attr:`error` on failure (the previous model stays
-        loaded). The GUI runs the two halves apart: reading a checkpoint takes seconds for the
-        video networks, so :meth:`open_predictor` runs in a worker."""
-        try:
-            predictor = self.open_predictor(path, device, self.dataset_modalities())
-        except (MriViewerError, OSError) as exc:
-            self.report_error(f"Checkpoint {path} not loaded", exc)
-            return False
-        self.use_predictor(predictor, path)
-        return True
-
-    def dataset_modalities(self) -> list[str] | None:
-        """The open dataset's modalities a model must find (``None``: no dataset, or a 2D set,
-        whose single image serves any 2D model)."""
-        ds = self.dataset
-        if ds is None or any(c.is_2d for c in ds.cases[:1]):
-            return None
-        return list(ds.modalities)
-
-    @staticmethod
-    def open_predictor(path: str | Path, device: str = "auto", modalities: list[str] | None = None):
-        """Read a checkpoint into a :class:`~mriviewer.ml.predict.Predictor` without touching
-        the model's state (safe in a worker thread).
-
-        Raises:
-            CheckpointError: unreadable or invalid checkpoint.
-            DatasetError: ``modalities`` lacks one the model needs.
-        """
-        from mriviewer.ml.predict import Predictor
-
-        predictor = Predictor.load(path, device=device)
-        if modalities is not None:
-            predictor.check_modalities(modalities)
-        return predictor
-
-    def use_predictor(self, predictor, path: str | Path) -> None:
-        """Make ``predictor`` (read from ``path``) the loaded model: predictions and maps are
-        cleared (those still arriving from the previous model are dropped, see
-        :meth:`add_prediction`); the caller runs :meth:`predict_iter`."""
-        self.predictor = predictor
-        self.checkpoint_path = Path(path)
-        if self.pending_checkpoint is not None and Path(self.pending_checkpoint) == Path(path):
-            self.pending_checkpoint = None
-        self.predictions.clear()
-        self.prediction_errors.clear()
-        self.cams.clear()
-        self.checkpoint_changed.emit()
-        self.state_changed.emit()
-
-    def checkpoint_summary(self) -> str:
-        """One line on the loaded model: architecture, where it was chosen, its test AUC with
-        interval and the number of held-out cases."""
-        p = self.predictor
-        if p is None:
-            return "No model loaded. Train one or load a checkpoint."
-        val = p.metrics.get("validation") or {}
-        test = p.test_metrics or {}
-        text = f"Model {p.config.model} from {self.checkpoint_path}"
-        if val:
-            text += f"; chosen on validation ({val.get('monitor', 'val_auc')}, epoch {val.get('epoch', '?')})"
-        if test:
-            ci = test.get("auc_ci") or [None, None]
-            auc = test.get("auc")
-            text += (f"; test AUC {'n/a' if auc is None else f'{auc:.3f}'}"
-                     + (f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if None not in ci else "")
-                     + f" on {test.get('n_cases', '?')} held-out cases")
-        else:
-            text += "; no test metrics in this checkpoint"
-        return text
-
-    # ------------------------------------------------------------------ predictions
-    def predict_iter(self, loader: Callable) -> Iterator[tuple[str, object]]:
-        """Generator (run it in a worker): ``(case_id, Prediction or MriViewerError, predictor)``
-        for every case of the open dataset with the loaded model. Feed each item to
-        :meth:`add_prediction` on the GUI thread. It stops early once another model is loaded."""
-        predictor, cases = self.predictor, self.cases
-        if predictor is None:
-            return
-        for case in cases:
-            if self.predictor is not predictor:  # replaced: its remaining predictions are not wanted
-                return
-            try:
-                yield case.case_id, predictor.predict(case, loader), predictor
-            except (MriViewerError, OSError) as exc:
-                yield case.case_id, exc, predictor
-
-    def add_prediction(self, item: tuple[str, object]) -> None:
-        """Record one result of :meth:`predict_iter` (a prediction or the reason there is none).
-        A result of a model that is no longer the loaded one is dropped: it would stand beside
-        the new model's predictions as if it were one of them."""
-        case_id, pred, made_by = item
-        if made_by is not self.predictor:
-            return
-        if isinstance(pred, BaseException):
-            self.prediction_errors[case_id] = str(pred)
-        else:
-            self.predictions[case_id] = pred
-            self.prediction_errors.pop(case_id, None)
-        self.prediction_added.emit(case_id)
-        self.state_changed.emit()
-
-    def add_cam(self, case_id: str, result) -> None:
-        """Record a case's :class:`~mriviewer.ml.predict.GradCamResult`."""
-        self.cams[case_id] = result
-        self.cam_added.emit(case_id)
-
-    def prediction_text(self, case: Case | None) -> tuple[str, str]:
-        """``(headline, detail)`` for the prediction box of ``case``."""
-        p = self.predictor
-        if p is None:
-            return "No model loaded. Train one or load a checkpoint.", ""
-        if case is None:
-            return "", ""
-        pred = self.predictions.get(case.case_id)
-        if pred is None:
-            err = self.prediction_errors.get(case.case_id)
-            return (f"Not predicted: {err}" if err else "Predicting…"), ""
-        probs = ", ".join(f"{n}: {q:.2f}" for n, q in zip(p.class_names, pred.probs, strict=False))
-        detail = f"Model {p.config.model}: {probs}"
-        truth = self.dataset.label_name(case) if self.dataset is not None else None
-        if truth:
-            detail += f"<br>Known label: {truth}"
-        split = self.split_of(case)
-        if split and split != "external":
-            detail += f"<br>This case was in the model's <b>{split}</b> set."
-        return f"<b>{pred.class_name}</b> — probability {pred.probability:.3f}", detail
 
     # ------------------------------------------------------------------ training
     def start_training(self, config, loader: Callable, out: str | Path | None = None):
@@ -473,6 +252,7 @@ class AppModel:
             self.trainer.stop()
 
     def training_failed(self, exc: BaseException) -> None:
+        """Record that the run ended with ``exc`` (reported through :attr:`error`)."""
         self.training = False
         self.training_changed.emit()
         self.state_changed.emit()

@@ -5,7 +5,8 @@ Widgets observe it through :meth:`ViewerState.on` (psygnal signals in ``state.ev
 change it through its setters; tests drive it without a window.
 
 Events: ``"volume"`` (a new case or modality is shown), ``"cursor"``, ``"window"``,
-``"overlay"``, ``"segmentation"``, ``"convention"``, ``"layout"``.
+``"overlay"``, ``"segmentation"``, ``"convention"``, ``"layout"``, ``"grid"`` (the common grid
+chosen for the next load).
 
 All volumes of a case are held canonical (RAS, :meth:`~mriviewer.core.volume.Volume.canonical`) and,
 unless the user chose each series' native grid, on one common grid
@@ -20,9 +21,9 @@ from collections.abc import Callable
 import numpy as np
 from psygnal import Signal, SignalGroup
 
-from mriviewer.core.volume import Volume, percentile_window, same_grid
+from mriviewer.core.volume import MODALITIES, Volume, percentile_window, same_grid
 
-__all__ = ["ViewerState", "WINDOW_PRESETS", "LAYOUTS"]
+__all__ = ["ViewerState", "WINDOW_PRESETS", "LAYOUTS", "GRIDS"]
 
 #: Window presets offered by the viewer: name → (lower, upper) percentile; ``None`` = full range.
 WINDOW_PRESETS: dict[str, tuple[float, float] | None] = {
@@ -33,6 +34,10 @@ WINDOW_PRESETS: dict[str, tuple[float, float] | None] = {
 
 #: Layouts: one modality in three planes, or every modality × plane.
 LAYOUTS = ("single", "grid")
+
+#: Common grids a case is shown on (:func:`mriviewer.cache.grid.case_on_grid`'s ``reference``):
+#: the finest modality's, a named modality's, or each series' own (``"native"``).
+GRIDS = ("auto", *MODALITIES, "native")
 
 
 class ViewerEvents(SignalGroup):
@@ -45,6 +50,7 @@ class ViewerEvents(SignalGroup):
     segmentation = Signal()
     convention = Signal()
     layout = Signal()
+    grid = Signal()
 
 
 class ViewerState:
@@ -63,6 +69,8 @@ class ViewerState:
             starts from ``default_window``).
         radiological: patient's right on the screen's left.
         layout: ``"single"`` or ``"grid"`` (see :data:`LAYOUTS`).
+        grid: the common grid of a case's modalities (see :data:`GRIDS`): ``"auto"`` (the
+            finest), a modality's name, or ``"native"``.
         overlay: ``(I, J, K)`` [0, 1] map (Grad-CAM) on ``volume``'s grid, or ``None``.
         overlay_visible, opacity, cmap, threshold: the overlay's display options; values below
             ``threshold`` are transparent.
@@ -84,6 +92,7 @@ class ViewerState:
         self.windows: dict[str, tuple[float, float]] = {}
         self.radiological = True
         self.layout = "single"
+        self.grid = "auto"
         self.default_window = "0.5–99.5 %"
         self.overlay: np.ndarray | None = None
         self.overlay_visible = True
@@ -253,6 +262,7 @@ class ViewerState:
     # ------------------------------------------------------------------ window
     @property
     def window(self) -> tuple[float, float]:
+        """Display window ``(low, high)`` of the shown modality."""
         return self.window_of(self.modality)
 
     def window_of(self, modality: str | None) -> tuple[float, float]:
@@ -341,6 +351,7 @@ class ViewerState:
         self._emit("segmentation")
 
     def set_segmentation_visible(self, visible: bool) -> None:
+        """Show or hide the segmentation."""
         self.set_segmentation_options(visible=visible)
 
     def segmentation_labels(self) -> list[int]:
@@ -356,6 +367,7 @@ class ViewerState:
 
     # ------------------------------------------------------------------ display
     def set_radiological(self, radiological: bool) -> None:
+        """Radiological (patient's right on the screen's left) or neurological display."""
         self.radiological = bool(radiological)
         self._emit("convention")
 
@@ -370,3 +382,16 @@ class ViewerState:
         if layout != self.layout:
             self.layout = layout
             self._emit("layout")
+
+    def set_grid(self, grid: str) -> None:
+        """Choose the common grid the shown case is loaded on (one of :data:`GRIDS`); the
+        session reloads the case on it.
+
+        Raises:
+            ValueError: unknown grid.
+        """
+        if grid not in GRIDS:
+            raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
+        if grid != self.grid:
+            self.grid = grid
+            self._emit("grid")

@@ -32,6 +32,7 @@ class ModelAction(QtGui.QAction):
         self.update_enabled()
 
     def update_enabled(self) -> None:
+        """Enable or disable from ``enabled_when``; a disabled action's tips say why."""
         ok, why = (True, "") if self.enabled_when is None else self.enabled_when()
         self.setEnabled(ok)
         text = self.tip if ok else (why or self.tip)
@@ -47,6 +48,7 @@ class ActionRegistry:
         self.actions: dict[str, ModelAction] = {}
 
     def add(self, name: str, text: str, callback: Callable, **kwargs) -> ModelAction:
+        """Register a :class:`ModelAction` called ``name`` (its ``kwargs`` as ModelAction's)."""
         action = ModelAction(text, self.parent, callback, **kwargs)
         action.setObjectName(name)
         self.actions[name] = action
@@ -56,6 +58,7 @@ class ActionRegistry:
         return self.actions[name]
 
     def update(self, *_) -> None:
+        """Re-evaluate every action's predicate (connected to the models' state signals)."""
         for a in self.actions.values():
             a.update_enabled()
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["run_app", "create_window", "app_icon_path"]
+__all__ = ["run_app", "create_window", "app_icon_path", "EXIT_WAIT_S"]
+
+#: Seconds the process waits, once its window is closed, for a worker still ending (closing
+#: the window waits :data:`~mriviewer.ui.main_window.CLOSE_TIMEOUT_S`; a training step or a
+#: decode on a loaded machine can take longer). Its results are dropped; the wait keeps it from
+#: emitting into Qt objects deleted at exit.
+EXIT_WAIT_S = 10.0
 
 
 def create_window(path: str | None = None, checkpoint: str | None = None):
@@ -44,7 +50,7 @@ def app_icon_path() -> Path | None:
 def run_app(path: str | None = None, checkpoint: str | None = None) -> int:
     """Run the application until its window closes; returns the exit status."""
     import pyqtgraph as pg
-    from PySide6 import QtGui, QtWidgets
+    from PySide6 import QtCore, QtGui, QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("mriviewer")
@@ -56,13 +62,16 @@ def run_app(path: str | None = None, checkpoint: str | None = None) -> int:
     win = create_window(path, checkpoint)
     win.show()
     _close_on_signals(app, win)
-    return app.exec()
+    status = app.exec()
+    if not QtCore.QThreadPool.globalInstance().waitForDone(int(EXIT_WAIT_S * 1000)):
+        print(f"mriviewer: a worker was still running {EXIT_WAIT_S:.0f} s after quitting", file=sys.stderr)
+    return status
 
 
 def _close_on_signals(app, win) -> None:
-    """SIGTERM and Ctrl-C close the window as File ▸ Quit does (a run is stopped, settings are
-    saved, the decoding worker processes are shut down) instead of killing the process and
-    leaving its workers behind. Python runs signal handlers only when it has control, so a timer
+    """SIGTERM and Ctrl-C close the window as File ▸ Quit does (a run is stopped, the other
+    work cancelled and the workers waited for, settings are saved, the decoding worker processes
+    are shut down) instead of killing the process and leaving its workers behind. Python runs signal handlers only when it has control, so a timer
     hands it control a few times a second while Qt's event loop runs."""
     import signal
 

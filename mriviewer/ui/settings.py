@@ -11,7 +11,8 @@ import os
 
 from PySide6 import QtCore
 
-__all__ = ["settings", "RECENT_MAX", "add_recent", "recent", "save_display", "restore_display"]
+__all__ = ["settings", "RECENT_MAX", "add_recent", "recent", "save_display", "restore_display",
+           "restore_window", "save_window"]
 
 #: How many recent datasets File ▸ Recent lists.
 RECENT_MAX = 8
@@ -83,3 +84,37 @@ def restore_display(state) -> None:
             opacity=float(d["seg_opacity"]) if isinstance(d.get("seg_opacity"), (int, float)) else None)
     except (TypeError, ValueError):
         return
+
+
+def restore_window(win, dock_widths: dict[str, int], dock_heights: dict[str, int]) -> None:
+    """Restore the main window's geometry and docks; on the first start the views get the room
+    and the docks ``dock_widths`` / ``dock_heights`` (object name → pixels)."""
+    s = settings()
+    geo, dock_state = s.value("geometry"), s.value("windowState")
+    if isinstance(geo, QtCore.QByteArray) and not geo.isEmpty():
+        win.restoreGeometry(geo)
+    if isinstance(dock_state, QtCore.QByteArray) and not dock_state.isEmpty():
+        win.restoreState(dock_state)
+        return
+    from PySide6 import QtWidgets
+
+    docks = {d.objectName(): d for d in win.findChildren(QtWidgets.QDockWidget)}
+    for sizes, orientation in ((dock_widths, QtCore.Qt.Orientation.Horizontal),
+                               (dock_heights, QtCore.Qt.Orientation.Vertical)):
+        names = [n for n in sizes if n in docks]
+        win.resizeDocks([docks[n] for n in names], [sizes[n] for n in names], orientation)
+
+
+def save_window(win, state) -> None:
+    """Store the main window's geometry, docks and the viewer's display options; a failure is
+    logged, never raised (settings must not block quitting)."""
+    import logging
+
+    try:
+        s = settings()
+        s.setValue("geometry", win.saveGeometry())
+        s.setValue("windowState", win.saveState())
+        save_display(state)
+        s.sync()
+    except Exception as exc:  # noqa: BLE001
+        logging.getLogger(__name__).warning("settings not saved: %s", exc)

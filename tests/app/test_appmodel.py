@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mriviewer.app import presenters
 from mriviewer.app.model import AppModel
 from mriviewer.app.viewer import ViewerState
 from mriviewer.core.errors import MriViewerError
@@ -38,9 +39,9 @@ def test_open_select_step_and_rows(demo_dir, tmp_path):
     assert m.step_case(1, visible=[ids[3], ids[0], ids[7]]) == ids[7]
     with pytest.raises(KeyError):
         m.select_case("no-such-case")
-    row = m.row(m.case(ids[0]))
+    row = presenters.case_row(m, m.case(ids[0]))
     # The classes' shared first word ("MGMT") is left out of the narrow column, kept in the tooltip.
-    assert m.class_prefix() == "MGMT " and row.label in ("methylated", "unmethylated") and row.split == ""
+    assert presenters.class_prefix(m) == "MGMT " and row.label in ("methylated", "unmethylated") and row.split == ""
     assert "label: MGMT" in row.tooltip
     assert row.modalities == "all 4" or row.modalities.startswith("FL")
     assert m.can_report() == (False, "Load or train a model first.")
@@ -66,16 +67,22 @@ def test_train_load_predict_cam_and_report_without_a_window(phantom_dir, tmp_pat
         result = stop.value
     assert m.training_finished(result) == "load" and not m.training
     assert m.load_checkpoint(result.checkpoint)
-    assert "checkpoint_changed" in seen and "test AUC" in m.checkpoint_summary()
+    assert "checkpoint_changed" in seen and "test AUC" in presenters.checkpoint_summary(m)
     for item in m.predict_iter(loader):
         m.add_prediction(item)
     assert len(m.predictions) == len(m.cases) and not m.prediction_errors
-    splits = {m.row(c).split for c in m.cases}
+    splits = {presenters.case_row(m, c).split for c in m.cases}
     assert splits == {"train", "validation", "test"}
+    # The predictions CSV the GUI writes carries the same roles in its split column (as the CLI's).
+    from mriviewer.reporting.predictions_csv import write_predictions_csv
+
+    csv_path = write_predictions_csv(m.predictions_in_order(), m.predictor.class_names, tmp_path / "p.csv",
+                                     m.dataset, role=m.role_of_id)
+    assert {line.split(",")[1] for line in csv_path.read_text().splitlines()[1:]} == splits
     case = m.cases[0]
     m.select_case(case.case_id)
     assert m.can_report()[0]
-    head, detail = m.prediction_text(case)
+    head, detail = presenters.prediction_text(m, case)
     assert "probability" in head and "Known label" in detail
     cam = m.predictor.gradcam(case, loader)
     m.add_cam(case.case_id, cam)

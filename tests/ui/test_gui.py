@@ -129,11 +129,13 @@ def test_train_predict_gradcam_export(window, qtbot, demo_dir, tmp_path):
     qtbot.waitUntil(lambda: window.model.cams.get(first) is not None
                     and window.model.cams[first].class_index == predicted, timeout=60000)
 
+    window.state.set_overlay_options(threshold=0.6)  # the PDF uses the user's threshold, as the screen does
     pdf = window.export_report(tmp_path / "report.pdf")
 
     text = pdf_text(pdf)
     case_id = window.current_case().case_id
     assert f"case {case_id}" in text and "Research use only" in text and "Grad-CAM" in text
+    assert "transparent at or below 0.60" in " ".join(text.split())
     csv_path = window.export_predictions(tmp_path / "preds.csv")
     assert len(csv_path.read_text().strip().splitlines()) == 12  # header + 11 predicted cases
 
@@ -454,7 +456,8 @@ def test_preset_training_results_and_stopped_run_keeps_model(window, qtbot, demo
 
 def test_labelled_folders_open_as_one_dataset(qtbot, tmp_path):
     """The GUI's --data LABEL=PATH: two folders, a class each, one dataset that can be trained."""
-    from mriviewer.ui.main_window import LabelledFoldersDialog, MainWindow
+    from mriviewer.ui.dialogs import LabelledFoldersDialog
+    from mriviewer.ui.main_window import MainWindow
     from tests.phantoms import make_lesion_phantoms
 
     a = make_lesion_phantoms(tmp_path / "site-a", n_cases=4, seed=1)

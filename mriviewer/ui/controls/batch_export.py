@@ -40,7 +40,8 @@ def run_batch_export(window, out_dir: str | Path, case_ids: list[str] | None = N
         summary = yield from export_reports(
             model.predictor, model.dataset, out_dir, ids, loader=window.cache.get, cancel=cancel.is_set,
             predictions=dict(model.predictions), gradcams=dict(model.cams),
-            radiological=window.state.radiological, cmap=window.state.cmap, opacity=window.state.opacity)
+            radiological=window.state.radiological, cmap=window.state.cmap, opacity=window.state.opacity,
+            threshold=window.state.threshold)
         return summary
 
     def step(p) -> None:
@@ -64,4 +65,5 @@ def run_batch_export(window, out_dir: str | Path, case_ids: list[str] | None = N
         dlg.reset()
         window.model.report_error("Export failed", exc)
 
-    return window.workers.start(work, on_yield=step, on_return=done, on_error=error)
+    # Quitting cancels it like the Cancel button: the report being written is removed.
+    return window.workers.start(work, on_yield=step, on_return=done, on_error=error, cancel=cancel.set)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from mriviewer.app.model import CASE_COLUMNS, AppModel
+from mriviewer.app import presenters
+from mriviewer.app.model import AppModel
+from mriviewer.app.presenters import CASE_COLUMNS
 
-__all__ = ["CaseBrowser", "CaseTableModel", "CaseFilter", "FILTERS"]
+__all__ = ["CaseBrowser", "CaseTableModel", "CaseFilter", "FILTERS", "fit_widths"]
 
 #: Filter choices: label → predicate name (see :meth:`CaseFilter.filterAcceptsRow`).
 FILTERS = {
@@ -20,6 +22,34 @@ FILTERS = {
 }
 
 _ERROR_BG = QtGui.QColor(255, 210, 210)
+
+#: Columns giving up room when the table is narrower than its contents, first to last: errors,
+#: split and P (empty columns keep an elided header, full in its tooltip), the modalities (their
+#: tooltip lists them), the case id (elided in the middle), then the class names, which are
+#: what a row is read for.
+_SHRINK_ORDER = (6, 4, 3, 5, 0, 2, 1)
+#: A cell's padding around its text (the item view's margins and focus frame).
+_CELL_PAD = 14
+
+
+def fit_widths(wanted: list[int], floors: list[int], order: tuple[int, ...], room: int,
+               least: int = 28, grow: int = 0) -> list[int]:
+    """Column widths adding up to ``room``: ``wanted`` when they all fit (what is left goes to
+    column ``grow``); else the columns shrink one after another in ``order``, first down to
+    their ``floors``, then (still too wide) down to ``least``."""
+    widths = list(wanted)
+    excess = sum(widths) - room
+    if excess <= 0:
+        widths[grow] -= excess
+        return widths
+    for bounds in (floors, [least] * len(widths)):
+        for c in order:
+            give = min(excess, max(0, widths[c] - max(bounds[c], least)))
+            widths[c] -= give
+            excess -= give
+            if excess <= 0:
+                return widths
+    return widths
 
 
 class _ElideRight(QtWidgets.QStyledItemDelegate):
@@ -44,26 +74,31 @@ class CaseTableModel(QtCore.QAbstractTableModel):
         model.prediction_added.connect(self.update_case)
 
     def reset(self) -> None:
+        """Rebuild every row (a new dataset or checkpoint)."""
         self.beginResetModel()
-        self._rows = [self.app.row(c) for c in self.app.cases]
+        self._rows = [presenters.case_row(self.app, c) for c in self.app.cases]
         self._index = {r.case_id: i for i, r in enumerate(self._rows)}
         self.endResetModel()
 
     def update_case(self, case_id: str) -> None:
+        """Rebuild the row of ``case_id`` (its prediction or errors changed)."""
         i = self._index.get(case_id)
         case = self.app.case(case_id)
         if i is None or case is None:
             return
-        self._rows[i] = self.app.row(case)
+        self._rows[i] = presenters.case_row(self.app, case)
         self.dataChanged.emit(self.index(i, 0), self.index(i, len(CASE_COLUMNS) - 1))
 
     def case_id(self, row: int) -> str:
+        """The case id of source row ``row``."""
         return self._rows[row].case_id
 
     def row_of(self, case_id: str) -> int | None:
+        """The source row of ``case_id`` or ``None``."""
         return self._index.get(case_id)
 
     def row_data(self, row: int):
+        """The :class:`~mriviewer.app.presenters.CaseRow` of source row ``row``."""
         return self._rows[row]
 
     # Qt API
@@ -74,7 +109,8 @@ class CaseTableModel(QtCore.QAbstractTableModel):
         return len(CASE_COLUMNS)
 
     def headerData(self, section, orientation, role=QtCore.Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == QtCore.Qt.Orientation.Horizontal and role == QtCore.Qt.ItemDataRole.DisplayRole:
+        if orientation == QtCore.Qt.Orientation.Horizontal and role in (
+                QtCore.Qt.ItemDataRole.DisplayRole, QtCore.Qt.ItemDataRole.ToolTipRole):
             return CASE_COLUMNS[section]
         return None
 
@@ -107,10 +143,12 @@ class CaseFilter(QtCore.QSortFilterProxyModel):
         self.setSortRole(QtCore.Qt.ItemDataRole.UserRole)
 
     def set_search(self, text: str) -> None:
+        """Show only case ids containing ``text`` (case-insensitive)."""
         self.search = text.strip().lower()
         self.invalidateFilter()
 
     def set_kind(self, kind: str) -> None:
+        """Show only the rows of one of :data:`FILTERS`' kinds."""
         self.kind = kind
         self.invalidateFilter()
 
@@ -142,7 +180,7 @@ class CaseBrowser(QtWidgets.QWidget):
         self.table_model = CaseTableModel(model, self)
         self.proxy = CaseFilter(self)
         self.proxy.setSourceModel(self.table_model)
-        self.dataset_label = QtWidgets.QLabel(model.dataset_summary())
+        self.dataset_label = QtWidgets.QLabel(presenters.dataset_summary(model))
         self.dataset_label.setWordWrap(True)
         self.search = QtWidgets.QLineEdit()
         self.search.setPlaceholderText("Search case id…")
@@ -169,7 +207,13 @@ class CaseBrowser(QtWidgets.QWidget):
             self.table.setItemDelegateForColumn(col, self._elide_right)
         header = self.table.horizontalHeader()
         header.setMinimumSectionSize(28)
+        header.setStretchLastSection(False)
+        header.setTextElideMode(QtCore.Qt.TextElideMode.ElideRight)
         self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._wanted: tuple[list[int], list[int]] | None = None
+        self.table.viewport().installEventFilter(self)  # refit when the dock or scroll bar resizes it
+        self.table_model.dataChanged.connect(self._contents_changed)
+        self.table_model.modelReset.connect(self._refit)
         self.fit_columns()
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         row = QtWidgets.QHBoxLayout()
@@ -191,19 +235,53 @@ class CaseBrowser(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ binding
     def _dataset_changed(self) -> None:
-        self.dataset_label.setText(self.app.dataset_summary())
-        self.fit_columns()
+        self.dataset_label.setText(presenters.dataset_summary(self.app))
+        self._refit()
         self._update_count()
 
+    def _contents_changed(self, *_) -> None:
+        self._wanted = None
+
+    def _refit(self) -> None:
+        self._wanted = None
+        self.fit_columns()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt naming)
+        """Refit the columns when the table's viewport changes width."""
+        if obj is self.table.viewport() and event.type() == QtCore.QEvent.Type.Resize \
+                and event.size().width() != event.oldSize().width():
+            self.fit_columns()
+        return super().eventFilter(obj, event)
+
+    def _measure(self) -> tuple[list[int], list[int]]:
+        """Each column's ``(wanted, floor)`` widths: its header's and widest cell's, and the
+        least it keeps readable (its widest cell; "all 4" for modalities, a short id)."""
+        header, fm = self.table.horizontalHeader(), self.table.fontMetrics()
+        cells = [0] * len(CASE_COLUMNS)
+        for r in range(self.table_model.rowCount()):
+            for c, text in enumerate(self.table_model.row_data(r).values()):
+                if text:
+                    cells[c] = max(cells[c], fm.horizontalAdvance(str(text)) + _CELL_PAD)
+        wanted = [max(header.sectionSizeHint(c), cells[c]) for c in range(len(CASE_COLUMNS))]
+        floors = list(cells)
+        floors[0] = min(cells[0], fm.horizontalAdvance("0000…0000") + _CELL_PAD)
+        floors[5] = min(cells[5], fm.horizontalAdvance("all 4") + _CELL_PAD)
+        floors[1], floors[2] = wanted[1], wanted[2]
+        return wanted, floors
+
     def fit_columns(self) -> None:
-        """Every column visible at the dock's width: probability, split, modalities and errors
-        fit their contents; id, label and prediction share the rest (eliding in the middle)."""
+        """Every column visible at the table's width: each as wide as its header and cells
+        when they all fit (the case id gets what is left); else the columns give up room in
+        :data:`_SHRINK_ORDER`, the class names last, so "unmethylated" stays whole."""
+        if self._wanted is None:
+            self._wanted = self._measure()
+        wanted, floors = self._wanted
         header = self.table.horizontalHeader()
-        header.setStretchLastSection(False)
-        for col in range(len(CASE_COLUMNS)):
-            mode = QtWidgets.QHeaderView.ResizeMode.Stretch if col < 3 else \
-                QtWidgets.QHeaderView.ResizeMode.ResizeToContents
-            header.setSectionResizeMode(col, mode)
+        widths = fit_widths(wanted, floors, _SHRINK_ORDER, self.table.viewport().width(),
+                            least=header.minimumSectionSize())
+        for col, w in enumerate(widths):
+            header.setSectionResizeMode(col, QtWidgets.QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(col, w)
 
     def _update_count(self, *_) -> None:
         n, total = self.proxy.rowCount(), self.table_model.rowCount()

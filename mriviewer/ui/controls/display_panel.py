@@ -27,8 +27,22 @@ class DisplayPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.state = state
         self._syncing = False
+        self._hist_volume = None
+        self._build_view_controls()
+        self._build_window_controls()
+        self._build_overlay_controls()
+        self._build_form()
+        state.on("volume", self._volume_changed)
+        state.on("window", self._sync_window)
+        state.on("overlay", self._sync_overlay)
+        state.on("segmentation", self._sync_overlay)
+        state.on("layout", self._sync_layout)
+        state.on("convention", self._sync_layout)
+        self._volume_changed()
 
-        # layout and modality
+    def _build_view_controls(self) -> None:
+        """Layout and display convention."""
+        state = self.state
         self.layout_combo = QtWidgets.QComboBox()
         self.layout_combo.addItem("One modality, three planes", "single")
         self.layout_combo.addItem("All modalities × planes", "grid")
@@ -39,7 +53,9 @@ class DisplayPanel(QtWidgets.QWidget):
                                    "neurological: left on left")
         self.convention.currentIndexChanged.connect(lambda i: state.set_radiological(i == 0))
 
-        # window / level
+    def _build_window_controls(self) -> None:
+        """Level and width boxes, presets, reset and the whole volume's histogram."""
+        state = self.state
         self.level_spin = QtWidgets.QDoubleSpinBox(decimals=1, minimum=-1e7, maximum=1e7)
         self.width_spin = QtWidgets.QDoubleSpinBox(decimals=1, minimum=1e-3, maximum=2e7)
         for w in (self.level_spin, self.width_spin):
@@ -60,10 +76,11 @@ class DisplayPanel(QtWidgets.QWidget):
         self._hist_image = pg.ImageItem(axisOrder="row-major")  # whole-volume sample, never drawn
         self.hist.item.setImageItem(self._hist_image)
         self.hist.item.sigLevelsChanged.connect(self._hist_levels_changed)
-        self._hist_volume = None
         self.modality_caption = QtWidgets.QLabel("")
 
-        # overlays
+    def _build_overlay_controls(self) -> None:
+        """Grad-CAM: toggle, colour map, opacity, threshold; segmentation: toggle, opacity."""
+        state = self.state
         self.cam_check = QtWidgets.QCheckBox("Grad-CAM")
         self.cam_check.setChecked(state.overlay_visible)
         self.cam_check.setToolTip("Show the Grad-CAM map (G)")
@@ -84,6 +101,7 @@ class DisplayPanel(QtWidgets.QWidget):
         self.seg_opacity = self._slider(int(state.seg_opacity * 100),
                                         lambda v: state.set_segmentation_options(opacity=v / 100))
 
+    def _build_form(self) -> None:
         form = QtWidgets.QFormLayout(self)
         form.setContentsMargins(4, 4, 4, 4)
         form.addRow("Layout", self.layout_combo)
@@ -107,14 +125,6 @@ class DisplayPanel(QtWidgets.QWidget):
         form.addRow("  threshold", self.threshold)
         form.addRow(self.seg_check)
         form.addRow("  opacity", self.seg_opacity)
-
-        state.on("volume", self._volume_changed)
-        state.on("window", self._sync_window)
-        state.on("overlay", self._sync_overlay)
-        state.on("segmentation", self._sync_overlay)
-        state.on("layout", self._sync_layout)
-        state.on("convention", self._sync_layout)
-        self._volume_changed()
 
     @staticmethod
     def _slider(value: int, slot) -> QtWidgets.QSlider:

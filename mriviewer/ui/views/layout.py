@@ -7,8 +7,9 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
+from mriviewer.app import presenters
 from mriviewer.app.viewer import ViewerState
-from mriviewer.core.colour import LABEL_NAMES, colormap_lut
+from mriviewer.core.colour import colormap_lut
 from mriviewer.core.planes import PLANES
 from mriviewer.ui.views.slice_view import SliceView
 
@@ -53,20 +54,14 @@ class CursorPanel(QtWidgets.QWidget):
         self._cbar_key = None
 
     def refresh(self) -> None:
+        """Show the readout, legend and colour bar for the current state (when visible)."""
         st = self.state
         if not self.isVisible() or st.volume is None:
             if st.volume is None:
                 self.text.setText("")
             return
-        self.text.setText(readout_html(st))
-        labels = st.segmentation_labels() if st.segmentation_visible else []
-        from mriviewer.core.colour import LABEL_COLOURS
-
-        items = []
-        for v in labels:
-            r, g, b = LABEL_COLOURS.get(v, (0, 200, 255))
-            items.append(f"<span style='color: rgb({r},{g},{b})'>■</span> {v} {LABEL_NAMES.get(v, 'label')}")
-        self.legend.setText("Segmentation: " + " &nbsp; ".join(items) if items else "")
+        self.text.setText(presenters.readout_html(st))
+        self.legend.setText(presenters.legend_html(st.segmentation_labels() if st.segmentation_visible else []))
         show_cam = st.overlay is not None and st.overlay_visible
         self.colorbar.setVisible(show_cam)
         self.colorbar_caption.setVisible(show_cam)
@@ -77,34 +72,7 @@ class CursorPanel(QtWidgets.QWidget):
                 lut = colormap_lut(st.cmap)[:, :3].copy()
                 img = QtGui.QImage(lut.tobytes(), 256, 1, 3 * 256, QtGui.QImage.Format.Format_RGB888).copy()
                 self.colorbar.setPixmap(QtGui.QPixmap.fromImage(img))
-            self.colorbar_caption.setText(f"Grad-CAM 0 → 1 (hidden below {st.threshold:.2f})")
-
-
-def readout_html(st: ViewerState) -> str:
-    """The cursor readout as HTML: position, each modality's value and file voxel index."""
-    vol = st.volume
-    if vol.is_2d:
-        i, j = st.cursor[0], st.cursor[1]
-        rows = [f"<b>{st.case_id}</b>", f"pixel: column {vol.shape[0] - 1 - i}, row {vol.shape[1] - 1 - j}",
-                f"value: {st.cursor_value():.1f}"]
-    else:
-        xyz = st.cursor_world()
-        rows = [f"<b>{st.case_id}</b>", f"RAS ({xyz[0]:.1f}, {xyz[1]:.1f}, {xyz[2]:.1f}) mm",
-                "<table cellspacing=4><tr><th align=left>modality</th><th align=right>value</th>"
-                "<th align=left>voxel in file</th></tr>"]
-        for m, value in st.values_at_cursor().items():
-            idx = st.native_index(m)
-            bold = ("<b>", "</b>") if m == st.modality else ("", "")
-            rows[-1] += (f"<tr><td>{bold[0]}{m}{bold[1]}</td><td align=right>"
-                         f"{'—' if value is None else f'{value:.1f}'}</td><td>"
-                         f"{'—' if idx is None else str(idx)}</td></tr>")
-        rows[-1] += "</table>"
-    if st.overlay is not None:
-        rows.append(f"Grad-CAM {float(st.overlay[st.cursor]):.2f}")
-    if st.segmentation is not None:
-        v = int(st.segmentation[st.cursor])
-        rows.append(f"segmentation label {v}" + (f" ({LABEL_NAMES[v]})" if v in LABEL_NAMES else ""))
-    return "<br>".join(rows)
+            self.colorbar_caption.setText(presenters.colorbar_caption(st.threshold))
 
 
 class ViewerLayout(QtWidgets.QWidget):
@@ -136,9 +104,11 @@ class ViewerLayout(QtWidgets.QWidget):
         return lab
 
     def all_views(self) -> list[SliceView]:
+        """The single layout's views and the grid's."""
         return list(self.views.values()) + list(self.grid_views.values())
 
     def shown_views(self) -> list[SliceView]:
+        """The views the current layout shows."""
         return [v for v in self.all_views() if v.active and v.isVisible()]
 
     def arrange(self) -> None:

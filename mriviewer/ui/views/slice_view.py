@@ -38,6 +38,9 @@ __all__ = ["SliceView", "WL_PIXELS"]
 #: Pixels of right-drag that change the width by a factor e (and the level by one width).
 WL_PIXELS = 200.0
 
+#: The title's left margin and its least gap to the top orientation letter, in pixels.
+_TITLE_X, _TITLE_GAP = 6.0, 8.0
+
 
 class _SliceViewBox(pg.ViewBox):
     """ViewBox with the viewer's mouse bindings (see the module docstring)."""
@@ -104,6 +107,7 @@ class _ScreenText(QtWidgets.QGraphicsSimpleTextItem):
         self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def place(self, x: float, y: float, anchor: str) -> None:
+        """Put the text at viewport ``(x, y)``, ``anchor`` saying which of its points is there."""
         self._anchor = (x, y, anchor)
         r = self.boundingRect()
         dx = {"left": 0, "right": -r.width(), "top": -r.width() / 2, "bottom": -r.width() / 2,
@@ -202,6 +206,7 @@ class SliceView(QtWidgets.QWidget):
     # ------------------------------------------------------------------ what it shows
     @property
     def modality(self) -> str | None:
+        """The modality this view shows (its grid slot's, or the state's)."""
         if self.slot is None:
             return self.state.modality
         names = list(self.state.grid_volumes())
@@ -226,9 +231,15 @@ class SliceView(QtWidgets.QWidget):
         self._set_title()
         self._place_labels()
 
+    def title_room(self) -> float:
+        """Pixels the title may take: from its left margin to a gap before the top letter."""
+        letter = self.letters["top"].boundingRect().width() or QtGui.QFontMetricsF(
+            self.letters["top"].font()).horizontalAdvance("S")
+        return self.graphics.width() / 2 - letter / 2 - _TITLE_X - _TITLE_GAP
+
     def _set_title(self) -> None:
-        """``axial 88/155`` (just ``88/155`` when the view is too narrow for both it and the top
-        letter)."""
+        """``axial 88/155``; on two lines when one is too wide for the room left of the top
+        letter, just ``88/155`` when even that is (measured in the title's font)."""
         vol = self.shown_volume()
         if vol is None:
             return
@@ -236,7 +247,11 @@ class SliceView(QtWidgets.QWidget):
             self.title.setText("2D image")
             return
         pos = f"{self.slice_index() + 1}/{vol.shape[self.slice_axis]}"
-        self.title.setText(f"{self.plane} {pos}" if self.graphics.width() >= 330 else pos)
+        metrics, room = QtGui.QFontMetricsF(self.title.font()), self.title_room()
+        for text in (f"{self.plane} {pos}", f"{self.plane}\n{pos}", pos):
+            if max(metrics.horizontalAdvance(line) for line in text.split("\n")) <= room:
+                break
+        self.title.setText(text)
 
     def _place_labels(self) -> None:
         """Letters at the middle of each edge, the title at the top left."""
@@ -245,14 +260,16 @@ class SliceView(QtWidgets.QWidget):
         self.letters["right"].place(w - 4, h / 2, "right")
         self.letters["top"].place(w / 2, 2, "top")
         self.letters["bottom"].place(w / 2, h - 2, "bottom")
-        self.title.place(6, 4, "topleft")
+        self.title.place(_TITLE_X, 4, "topleft")
 
     # ------------------------------------------------------------------ interaction
     @property
     def slice_axis(self) -> int:
+        """The canonical axis this plane's slices are taken along."""
         return plane_axes(self.plane)[0]
 
     def slice_index(self) -> int:
+        """The slice shown: the crosshair's index along :attr:`slice_axis`."""
         return int(self.state.cursor[self.slice_axis])
 
     def step(self, delta: int) -> None:
@@ -406,4 +423,5 @@ class SliceView(QtWidgets.QWidget):
         self._draw_layer("segmentation", self.seg_item, st.segmentation, st.segmentation_visible, (0, 255))
 
     def grab_image(self) -> QtGui.QImage:
+        """The view as an image."""
         return self.grab().toImage()
