@@ -7,6 +7,7 @@ import argparse
 
 from mriviewer import RESEARCH_ONLY, __version__
 from mriviewer.ml.config import MODEL_NAMES
+from mriviewer.ml.config_fields import settable_keys
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +66,8 @@ def _add_train(sub) -> None:
     t.add_argument("--folds", type=int, help="k-fold cross-validation (test = each fold in turn)")
     t.add_argument("--split", help="holdout fractions train/validation/test, e.g. 70/15/15")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config value, e.g. --set lr=0.01 --set augment.flip_lr=0.25 (repeatable)")
+                   help="override any config value, e.g. --set lr=0.01 --set augment.flip_lr=0.25 (repeatable); "
+                        f"keys: {', '.join(settable_keys())}")
     t.add_argument("--seed", type=int)
     t.add_argument("--device", help=_DEVICE_HELP)
     t.add_argument("--image-size", type=int, help="in-plane size in pixels")

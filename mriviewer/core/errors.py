@@ -40,4 +40,19 @@ class CheckpointError(MriViewerError):
 
 
 class ConfigError(MriViewerError):
-    """A training configuration is invalid (unknown model, bad number, …)."""
+    """A training configuration is invalid (unknown model, bad number, …).
+
+    Args:
+        message: what is wrong, naming the key.
+        key: the offending :class:`~mriviewer.ml.config.TrainConfig` key (dotted for a value
+            inside a group: ``"augment.flip_lr"``), or ``None`` when no single key is at fault
+            (an unreadable file, an unknown preset file). The GUI outlines that key's editor.
+    """
+
+    def __init__(self, message: str = "", key: str | None = None) -> None:
+        self.key = key
+        super().__init__(message)
+
+    def __reduce__(self):
+        """Pickle with the key (errors cross process boundaries: workers, torchrun)."""
+        return type(self), (str(self), self.key)

@@ -102,9 +102,8 @@ def classification_metrics(
         ``balanced_accuracy``, ``f1_macro``, ``f1_macro_ci``, ``f1_weighted``,
         ``precision_macro``, ``recall_macro``, ``specificity``, ``per_class``,
         ``confusion_matrix`` (``K x K``, rows true, columns predicted), ``roc``,
-        ``classes_absent``, the calibration (``brier``, ``brier_ci``, ``ece``, ``ece_ci``,
-        ``ece_bins``, ``reliability``: :func:`mriviewer.ml.calibration.calibration_metrics`),
-        ``n_boot``, ``ci_level``, ``warnings``. See the module docstring for the definitions.
+        ``classes_absent``, calibration (``brier``, ``ece`` with ``_ci``, ``ece_bins``, ``reliability``:
+        :mod:`mriviewer.ml.calibration`), ``n_boot``, ``ci_level``, ``warnings`` (module docstring).
 
     Raises:
         ValueError: inconsistent shapes, labels out of range, non-finite probabilities, no

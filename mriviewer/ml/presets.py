@@ -40,6 +40,7 @@ class Preset:
         return base.with_overrides(overrides) if overrides else base
 
     def describe(self) -> dict:
+        """The preset as plain JSON-able values (``mriviewer presets --json``)."""
         return {"name": self.name, "version": self.version, "task": self.task, "paper": self.paper,
                 "summary": self.summary, "notes": list(self.notes), "config": dict(self.values)}
 
@@ -51,7 +52,7 @@ def _read(text: str, origin: str) -> Preset:
                         str(d["summary"]), tuple(d.get("notes", ())), dict(d["config"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"preset {origin}: invalid ({exc})") from exc
-    preset.config()  # validate the values now, not at training time
+    preset.config()  # validate the values now, not at training time (a ConfigError naming the key)
     return preset
 
 
@@ -85,7 +86,8 @@ def get_preset(name: str) -> Preset:
     for p in list_presets():
         if p.name == name:
             return p
-    raise ConfigError(f"unknown preset {name!r}; available: {', '.join(p.name for p in list_presets())}")
+    raise ConfigError(f"unknown preset {name!r}; available: {', '.join(p.name for p in list_presets())}",
+                      key="preset")
 
 
 def config_from_preset(name: str, overrides: dict | None = None) -> TrainConfig:

@@ -37,7 +37,7 @@ from mriviewer.ui.actions import ActionRegistry
 from mriviewer.ui.controls.case_browser import CaseBrowser
 from mriviewer.ui.controls.display_panel import DisplayPanel
 from mriviewer.ui.controls.prediction_panel import PredictionPanel
-from mriviewer.ui.controls.train_panel import TrainPanel
+from mriviewer.ui.controls.train import TrainPanel
 from mriviewer.ui.dialogs import LabelledFoldersDialog
 from mriviewer.ui.menus import build_actions, build_menus
 from mriviewer.ui.views.layout import ViewerLayout

@@ -202,7 +202,7 @@ def test_no_path_offers_the_demo(qtbot, tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------- the Train panel
 @pytest.fixture
 def panel(qtbot):
-    from mriviewer.ui.controls.train_panel import TrainPanel
+    from mriviewer.ui.controls.train import TrainPanel
 
     p = TrainPanel()
     qtbot.addWidget(p)
@@ -313,7 +313,7 @@ def test_apply_settings_and_device_line(panel, qtbot):
 
 
 def test_epoch_axes_tick_whole_epochs_only(panel):
-    from mriviewer.ui.controls.train_panel import EpochAxis
+    from mriviewer.ui.controls.train import EpochAxis
 
     for lo, hi in ((1, 2), (1, 4), (1, 30), (0.8, 1.2)):
         ticks = [v for _, values in EpochAxis("bottom").tickValues(lo, hi, 300) for v in values]
@@ -329,7 +329,7 @@ def test_progress_eta_folds_log_and_warnings(panel):
     assert not panel.train_button.isEnabled() and panel.stop_button.isEnabled()
     for step in range(1, 5):
         panel.show_event(ProgressEvent("train", 2, step, 8, 0.7, "fold 2", 4))
-        panel._clock["train"] += 2.0  # pretend batches take time
+        panel.run.clock.train += 2.0  # pretend batches take time
     assert "fold 2 of 3" in panel.overall.format() and "ETA" in panel.overall.format()
     # fold 2 of 3, epoch 2 of 4, half of its batches: (1 + (1 + 4/8) / 4) / 3
     assert panel.overall.value() == pytest.approx(1000 * (1 + 1.5 / 4) / 3, abs=1)
