@@ -150,7 +150,7 @@ class Trainer:
             cfg.modalities = self.dataset.modalities[:1]
         if cfg.loss == "bce" and len(self.dataset.class_names) != 2:
             raise ConfigError(f"loss bce needs a binary task; this dataset has {len(self.dataset.class_names)} classes "
-                              "(use ce or weighted_ce)")
+                              "(use ce or weighted_ce)", key="loss")
         device = resolve_device(cfg.device)
         self.dist = context_from_env(device.type == "cuda")
         if self.dist.enabled:

@@ -156,7 +156,7 @@ class MainWindow(QtWidgets.QMainWindow):
                      "batch_button"):
             setattr(self, name, getattr(self.prediction, name))
         self._add_dock("Prediction", self.prediction, 380, _RIGHT)
-        self.train_panel = TrainPanel()
+        self.train_panel = TrainPanel(app_model=self.model)
         self.train_panel.train_requested.connect(self.start_training)
         self.train_panel.stop_requested.connect(self.stop_training)
         self.train_panel.load_run_requested.connect(self.load_checkpoint)
@@ -420,9 +420,7 @@ class MainWindow(QtWidgets.QMainWindow):
         shown = presenters.checkpoint_results(m)
         if shown is not None:
             panel.show_results(shown, source=f"Loaded checkpoint {m.checkpoint_path}")
-        if panel.pending_checkpoint and m.pending_checkpoint is None:
-            panel.offer_checkpoint(None)
-        self.prediction.show_case(m.current_case)
+        self.prediction.show_case(m.current_case)  # the panel's offer follows AppModel.state_changed
 
     def predict_all(self) -> None:
         """Predict every case with the loaded model (in a worker)."""

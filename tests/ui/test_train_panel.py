@@ -77,7 +77,8 @@ def test_loss_axis_labels_do_not_overlap_at_the_default_window_size(qtbot, demo_
     win = MainWindow()
     qtbot.addWidget(win)
     win.show()
-    assert (win.width(), win.height()) == (1500, 950)  # the default size
+    win.resize(1500, 950)  # the default size (an earlier test's window may have saved another one)
+    qtbot.waitUntil(lambda: (win.width(), win.height()) == (1500, 950), timeout=5000)
     with qtbot.waitSignal(win.volume_shown, timeout=30000):
         win.open_path(demo_dir)
     panel = win.train_panel

@@ -131,15 +131,15 @@ def _checked_options(stem: str, head: str, in_channels, num_classes, dropout) ->
         ConfigError: unknown stem or head, or a number out of range.
     """
     if stem not in STEM_MODES:
-        raise ConfigError(f"unknown stem option {stem!r}; use one of {', '.join(STEM_MODES)}")
+        raise ConfigError(f"unknown stem option {stem!r}; use one of {', '.join(STEM_MODES)}", key="stem")
     if head not in HEAD_TYPES:
-        raise ConfigError(f"unknown head {head!r}; use one of {', '.join(HEAD_TYPES)}")
+        raise ConfigError(f"unknown head {head!r}; use one of {', '.join(HEAD_TYPES)}", key="head")
     if int(in_channels) < 1:
         raise ConfigError(f"in_channels must be ≥ 1 (got {in_channels})")
     if int(num_classes) < 1:
         raise ConfigError(f"num_classes must be ≥ 1 (got {num_classes})")
     if not 0.0 <= float(dropout) < 1.0:
-        raise ConfigError(f"dropout must be in [0, 1) (got {dropout})")
+        raise ConfigError(f"dropout must be in [0, 1) (got {dropout})", key="dropout")
     return int(in_channels), int(num_classes), float(dropout)
 
 
@@ -215,7 +215,7 @@ def freeze(model: nn.Module, name: str, mode: str) -> int:
         ConfigError: unknown mode or model name.
     """
     if mode not in FREEZE_MODES:
-        raise ConfigError(f"unknown freeze mode {mode!r}; use one of {', '.join(FREEZE_MODES)}")
+        raise ConfigError(f"unknown freeze mode {mode!r}; use one of {', '.join(FREEZE_MODES)}", key="freeze")
     heads = head_module_names(name)
     for p in model.parameters():
         p.requires_grad_(mode != "backbone")

@@ -80,7 +80,7 @@ def _spec(name: str) -> _Spec:
     try:
         return _SPECS[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}") from None
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}", key="model") from None
 
 
 def _weights_enum(name: str):
