@@ -1,4 +1,4 @@
-"""What a run trained on, recorded with it (``dataset.json`` and the checkpoint)."""
+"""What a run trained on, recorded with it (``metrics.json``'s ``"dataset"`` and the checkpoint)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from mriviewer.data.patients import patient_count
 
 
 def dataset_record(ds: Dataset) -> dict:
-    """What a run trained on, as written to ``dataset.json`` and the checkpoint: the folder, layout,
+    """What a run trained on, as written to ``metrics.json`` (``"dataset"``) and the checkpoint: the folder, layout,
     classes, how many cases and patients, and the user's label table (file name, SHA-256,
     columns, mapping) when one labelled the cases. No case ids or patient ids."""
     return {"root": str(ds.root), "layout": ds.layout, "class_names": list(ds.class_names),

@@ -287,7 +287,6 @@ class Trainer:
         if self._main:
             out.mkdir(parents=True, exist_ok=True)
             cfg.save(out / "config.json")
-            write_json(out / "dataset.json", dataset_record(self.dataset))
         self._first_warning = len(self.warnings)  # this member's warnings start here
         self._first_caveat = len(self.caveats)
         class_names = list(self.dataset.class_names)
@@ -384,7 +383,7 @@ class Trainer:
             if "summary" in metrics:
                 ck_metrics["cv"] = {"test": metrics["test"], "summary": metrics["summary"]}
             update_checkpoint(ckpt_path, metrics=ck_metrics)
-            write_json(out / "metrics.json", metrics)
+            write_json(out / "metrics.json", {**metrics, "dataset": dataset_record(self.dataset)})
             self._write_predictions(out / "predictions.csv", folds, class_names)
         title = "Test (pooled out-of-fold)" if "folds" in metrics else "Test"
         for line in format_metrics(metrics["test"], title=title).splitlines():

@@ -280,8 +280,8 @@ def test_info_writes_nothing_to_the_disk_cache(tmp_path, capsys):
 
 
 def test_train_on_a_clinical_sheet_records_the_table(demo_dir, tmp_path, capsys):
-    """--labels FILE --label-column: the run trains on that column, dataset.json and the
-    checkpoint record the file (name, SHA-256), its columns and the mapping, the report says so."""
+    """--labels FILE --label-column: the run trains on that column, metrics.json ("dataset") and
+    the checkpoint record the file (name, SHA-256), its columns and the mapping, the report says so."""
     sheet = tmp_path / "clinical.csv"
     sheet.write_text("PatientID,IDH,grade\n" + "".join(f"{n},{'mut' if n % 2 else 'wt'},{2 + n % 3}\n"
                                                        for n in range(12)))
@@ -289,7 +289,7 @@ def test_train_on_a_clinical_sheet_records_the_table(demo_dir, tmp_path, capsys)
     assert main(["train", "--data", str(demo_dir), "--labels", str(sheet), "--label-column", "grade",
                  "--label-map", "2=LGG,3=LGG,4=HGG", "--model", "resnet18-2d", "--epochs", "1", "--out", str(out),
                  "--image-size", "32", "--slices-per-case", "2", "--device", "cpu", "--pretrained", "none"]) == 0
-    record = json.loads((out / "dataset.json").read_text())
+    record = json.loads((out / "metrics.json").read_text())["dataset"]
     assert record["class_names"] == ["HGG", "LGG"] and record["patients"] == 12
     assert record["label_table"]["file"] == "clinical.csv" and len(record["label_table"]["sha256"]) == 64
     assert record["label_table"]["label_map"] == {"2": "LGG", "3": "LGG", "4": "HGG"}
