@@ -200,15 +200,7 @@ def test_no_path_offers_the_demo(qtbot, tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------- the Train panel
-@pytest.fixture
-def panel(qtbot):
-    from mriviewer.ui.controls.train import TrainPanel
-
-    p = TrainPanel()
-    qtbot.addWidget(p)
-    p.resize(420, 800)
-    p.show()
-    return p
+# (the ``panel`` fixture is in tests/ui/conftest.py)
 
 
 def test_every_config_field_has_an_editor(panel):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ui.conftest import settled
+
 pytest.importorskip("PySide6")
 pytestmark = pytest.mark.gui
 
@@ -18,21 +20,7 @@ REC = {"epoch": 1, "phase": "train", "fold": "holdout", "lr": 1e-3, "train_loss"
        "val_auc": 0.6, "val_accuracy": 0.5, "seconds": 1.0, "is_best": True}
 
 
-def _settled(qtbot, panel) -> None:
-    """Wait for the device line's thread (torch's import) before the panel goes."""
-    qtbot.waitUntil(lambda: panel.device_label.text() != "…", timeout=60000)
-
-
-@pytest.fixture
-def panel(qtbot):
-    from mriviewer.ui.controls.train import TrainPanel
-
-    p = TrainPanel()
-    qtbot.addWidget(p)
-    p.resize(420, 800)
-    p.show()
-    yield p
-    _settled(qtbot, p)
+# (the ``panel`` fixture is in tests/ui/conftest.py)
 
 
 def _labels(axis) -> list[tuple]:
@@ -283,7 +271,7 @@ def test_offered_checkpoint_is_the_app_models(qtbot, tmp_path):
     panel.offer_checkpoint(ckpt)
     panel.set_running(True)  # a new run withdraws the offer
     assert panel.pending_checkpoint is None and not panel.load_run_button.isVisible()
-    _settled(qtbot, panel)
+    settled(qtbot, panel)
 
 
 def test_panel_finds_the_app_model_of_its_window(qtbot):
@@ -305,5 +293,5 @@ def test_panel_finds_the_app_model_of_its_window(qtbot):
     alone = TrainPanel()
     qtbot.addWidget(alone)
     assert alone.app_model() is None and alone.pending_checkpoint is None
-    _settled(qtbot, panel)
-    _settled(qtbot, alone)
+    settled(qtbot, panel)
+    settled(qtbot, alone)
