@@ -213,6 +213,29 @@ class AppModel(PredictionsMixin):
             return False, "Open a dataset first."
         return True, ""
 
+    def apply_label_table(self, spec):
+        """Label the open dataset's cases from the user's table (File ▸ Load labels…; the CLI's
+        ``--labels``): :func:`mriviewer.data.label_table.apply_labels`. Predictions stay (they do
+        not depend on labels); the browser and panels are told.
+
+        Returns:
+            The :class:`~mriviewer.data.label_table.LabelMatch`.
+
+        Raises:
+            LabelFileError: the table cannot label the cases (the message names the file).
+            MriViewerError: no dataset, or a training run is in progress (its cases' labels
+                cannot change under it).
+        """
+        from mriviewer.data.label_table import apply_labels
+
+        ok, why = self.can_assign_modality()
+        if not ok:
+            raise MriViewerError(why)
+        match = apply_labels(self.dataset, spec)
+        self.dataset_changed.emit()
+        self.state_changed.emit()
+        return match
+
     def can_export_predictions(self) -> tuple[bool, str]:
         """Whether there are predictions to export, and why not."""
         if not self.predictions:

@@ -323,3 +323,32 @@ def epoch_text(event) -> str:
 def assigned_text(old: str, new: str, n: int) -> str:
     """The status line after Case ▸ Assign modality."""
     return f"{old} is now {new} in {n} case(s)"
+
+
+def label_match_html(match, columns: list[dict], n_cases: int) -> str:
+    """The Load labels dialog's preview: what was detected and chosen, how many cases get a
+    label per class, and every doubt (cases without a row, rows without a case, conflicts), as
+    HTML. ``match`` is a :class:`~mriviewer.data.label_table.LabelMatch`, ``columns``
+    :func:`~mriviewer.data.label_table.describe_columns`."""
+    from html import escape
+
+    def some(items) -> str:
+        return escape(", ".join(map(str, items[:5])) + (", …" if len(items) > 5 else ""))
+
+    counts = ", ".join(f"{escape(str(k))}: {n}" for k, n in match.class_counts().items())
+    lines = [escape(n) for n in match.notes]
+    lines.append(f"<b>{len(match.labels)} of {n_cases} cases labelled</b> ({counts or 'none'})")
+    for items, what in ((match.cases_without_row, "cases without a row"), (match.rows_without_case, "rows without a case"),
+                        (match.repeated, "ids on several rows (one label, used once)"),
+                        (match.conflicts, "ids with conflicting labels (left unlabelled)"),
+                        (match.patient_conflicts, "patients whose cases differ"), (match.excluded, "cases excluded")):
+        if items:
+            lines.append(f"<span style='color:#b36b00'>{len(items)} {what}: {some(items)}</span>")
+    if match.unmapped:
+        lines.append("<span style='color:#b36b00'>values not in the mapping: "
+                     + escape(", ".join(f"{v} ({n})" for v, n in match.unmapped.items())) + "</span>")
+    col = next((c for c in columns if c["name"] == match.label_column), None)
+    if col:
+        top = ", ".join(f"{escape(str(v))} ({n})" for v, n in col["top"].items())
+        lines.append(f"column {escape(col['name'])!s}: {col['type']}, {col['n_distinct']} values — {top}")
+    return "<br>".join(lines)

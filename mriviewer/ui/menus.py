@@ -29,6 +29,8 @@ def build_actions(win) -> None:
     a.add("open_file", "Open &file…", ask(prompts.open_file))
     a.add("open_labelled", "Open &labelled folders…", ask(prompts.open_labelled))
     a.add("open_demo", "Open &demo dataset", win.open_demo)
+    a.add("load_labels", "Load la&bels…", ask(prompts.load_labels), enabled_when=m.can_assign_modality,
+          tip="Label the cases from your own table (CSV, TSV, Excel): columns, matches, mapping")
     a.add("load_checkpoint", "&Load checkpoint…", ask(prompts.load_checkpoint))
     a.add("checkpoints", "&Checkpoint manager…", ask(prompts.checkpoint_manager),
           shortcut="Ctrl+K", tip="Runs and checkpoints with their metadata")
@@ -74,7 +76,7 @@ def build_menus(win) -> None:
     """File, View, Case, Tools and Help; File ▸ Open recent is ``win.recent_menu``."""
     a, bar = win.actions, win.menuBar()
     f = bar.addMenu("&File")
-    _add(f, a, ("open", "open_file", "open_labelled", "open_demo"))
+    _add(f, a, ("open", "open_file", "open_labelled", "open_demo", "load_labels"))
     win.recent_menu = f.addMenu("Open &recent")
     f.addSeparator()
     _add(f, a, ("load_checkpoint", "checkpoints", "save_checkpoint"))

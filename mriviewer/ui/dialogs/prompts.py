@@ -43,6 +43,20 @@ def open_labelled(win) -> None:
         win.open_labelled_folders(dlg.sources())
 
 
+def load_labels(win) -> None:
+    """File ▸ Load labels…: the user's label table (:class:`~mriviewer.ui.dialogs.label_table.LabelTableDialog`)."""
+    from mriviewer.core.errors import MriViewerError
+    from mriviewer.ui.dialogs.label_table import LabelTableDialog
+
+    dlg = LabelTableDialog(win.model, win)
+    if dlg.exec() != QtWidgets.QDialog.DialogCode.Accepted:
+        return
+    try:
+        win.model.apply_label_table(dlg.spec())
+    except MriViewerError as exc:
+        win.model.report_error("Labels not loaded", exc)
+
+
 def load_checkpoint(win) -> None:
     """File ▸ Load checkpoint."""
     path, _ = _Dialog.getOpenFileName(win, "Load checkpoint", str(runs_dir()), "Checkpoint (*.pt)")
