@@ -15,6 +15,7 @@ from mriviewer.cli.gui import _cmd_demo, _cmd_desktop, _cmd_view
 from mriviewer.cli.info import _cmd_cache, _cmd_convert, _cmd_info
 from mriviewer.cli.labels import _cmd_labels
 from mriviewer.cli.parser import build_parser
+from mriviewer.cli.runs import _cmd_runs
 from mriviewer.cli.train import _cmd_presets, _cmd_train
 from mriviewer.core.errors import MriViewerError
 
@@ -50,7 +51,8 @@ def _main(argv: list[str] | None = None) -> int:
     handlers = {"view": _cmd_view, "info": _cmd_info, "train": _cmd_train, "predict": _cmd_predict,
                 "report": _cmd_report, "convert": _cmd_convert, "demo": _cmd_demo, "presets": _cmd_presets,
                 "evaluate": _cmd_evaluate, "cam-check": _cmd_cam_check, "cache": _cmd_cache,
-                "desktop": _cmd_desktop, "labels": _cmd_labels}
+                "desktop": _cmd_desktop, "labels": _cmd_labels,
+                "runs": _cmd_runs}
     try:
         return handlers[args.command](args)
     except MriViewerError as exc:

@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = p.add_subparsers(dest="command")
     for add in (_add_view, _add_info, _add_presets, _add_train, _add_evaluate, _add_cam_check, _add_predict,
-                _add_report, _add_convert, _add_demo, _add_cache, _add_desktop, _add_labels_command):
+                _add_report, _add_convert, _add_demo, _add_cache, _add_desktop, _add_labels_command, _add_runs):
         add(sub)
     return p
 
@@ -193,6 +193,14 @@ def _add_labels_command(sub) -> None:
                     ("--patient-column", {"metavar": "NAME"}), ("--label-map", {"metavar": "V=CLASS,..."})):
         la.add_argument(opt, **kw)
     la.add_argument("--exclude-label", action="append", default=[], metavar="VALUE")
+
+
+def _add_runs(sub) -> None:
+    ru = sub.add_parser("runs", help="list the training runs under a folder with their test AUC (sortable)")
+    ru.add_argument("dir", metavar="DIR", help="a folder of runs (each holds metrics.json and config.json)")
+    ru.add_argument("--sort", choices=("date", "auc", "name"), default="date",
+                    help="newest first (default), best test AUC first, or by path")
+    ru.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _add_assign(parser: argparse.ArgumentParser) -> None:

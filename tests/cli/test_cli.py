@@ -299,3 +299,32 @@ def test_train_on_a_clinical_sheet_records_the_table(demo_dir, tmp_path, capsys)
                  "--out", str(pdf)]) == 0
     flat = " ".join(pdf_text(pdf).split())
     assert "clinical.csv (SHA-256" in flat and "column 'grade'" in flat
+
+
+def test_runs_lists_every_run_sortable_by_test_auc(tmp_path, capsys):
+    """``mriviewer runs DIR``: the runs under a folder with their test AUC and interval."""
+    import numpy as np
+
+    from mriviewer.ml.caveats import Caveat
+    from mriviewer.ml.config import TrainConfig
+    from mriviewer.ml.metrics import classification_metrics
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(40) % 2
+    for name, shift, model in (("a", 0.0, "cnn3d"), ("deep/b", 2.0, "resnet18-2d")):
+        run = tmp_path / name
+        run.mkdir(parents=True)
+        TrainConfig(model=model, modalities=["FLAIR"]).save(run / "config.json")
+        p1 = 1 / (1 + np.exp(-(rng.normal(0, 1, 40) + shift * (labels - 0.5))))
+        test = classification_metrics(labels, np.stack([1 - p1, p1], 1), ["0", "1"], n_boot=100)
+        (run / "metrics.json").write_text(json.dumps({"test": test, "caveats": [
+            Caveat("confound", "Confound: x").to_json(), Caveat("case", "Case 1 skipped").to_json()]}))
+    (tmp_path / "not-a-run").mkdir()
+    (tmp_path / "not-a-run" / "metrics.json").write_text("{}")  # no config.json beside it
+    assert main(["runs", str(tmp_path), "--sort", "auc", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [r["run"] for r in runs] == ["deep/b", "a"] and runs[0]["test_auc"] > runs[1]["test_auc"]
+    assert runs[0]["model"] == "resnet18-2d" and runs[0]["caveats"] == 1 and len(runs[0]["test_auc_ci"]) == 2
+    assert main(["runs", str(tmp_path), "--sort", "name"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("run") and lines[1].startswith("a ") and "cnn3d / no preset / FLAIR" in lines[1]
