@@ -105,6 +105,7 @@ class Trainer:
         self.caveats: list[Caveat] = []  # the warnings as typed records (ml.caveats), in order
         self.dist = None
         self._opened: dict[str, np.ndarray] = {}
+        self._fingerprints: dict[str, str | None] = {}  # case identity → content fingerprint
 
     def stop(self) -> None:
         """Ask the run to end after the current batch (thread-safe); under ``torchrun``, all
@@ -426,7 +427,7 @@ class Trainer:
         if path is None or not path.is_file():
             return []
         from mriviewer.core.errors import CheckpointError
-        from mriviewer.data.cases import case_identity, content_fingerprint
+        from mriviewer.data.cases import case_identity
         from mriviewer.ml.checkpoint import load_checkpoint
 
         try:
@@ -438,7 +439,7 @@ class Trainer:
         if not seen:
             return []
         tested = {cases[i].case_id for s in splits for i in s.test
-                  if case_identity(cases[i]) in seen or content_fingerprint(cases[i]) in seen}
+                  if case_identity(cases[i]) in seen or self._fingerprint(cases[i]) in seen}
         if not tested:
             return []
         return [f"{len(tested)} test case(s) were training or validation cases of the checkpoint this run "
@@ -456,7 +457,16 @@ class Trainer:
     def _context(self) -> RunContext:
         """What this run gives each fold's :class:`~.fit.FitLoop`."""
         return RunContext(self.dist, self.device, self._say, self._stop, self._stop_request, self.store,
-                          self._samples, str(self.dataset.root), dataset_record(self.dataset))
+                          self._samples, str(self.dataset.root), dataset_record(self.dataset), self._fingerprint)
+
+    def _fingerprint(self, case: Case) -> str | None:
+        """:func:`~mriviewer.data.cases.content_fingerprint` of ``case``, read once per run."""
+        from mriviewer.data.cases import case_identity, content_fingerprint
+
+        key = case_identity(case)
+        if key not in self._fingerprints:
+            self._fingerprints[key] = content_fingerprint(case)
+        return self._fingerprints[key]
 
     def _samples(self, key: str) -> np.ndarray:
         """A case's stored samples, memory-mapped once per run (validation reads them every epoch)."""

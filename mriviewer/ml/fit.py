@@ -64,6 +64,8 @@ class RunContext:
         dataset_root: the dataset's folder, recorded in the checkpoints.
         dataset: what the run trained on (:func:`mriviewer.data.record.dataset_record`: layout, classes, cases,
             patients, the user's label table), recorded in the checkpoints.
+        fingerprint: ``Case → content fingerprint``, computed once per case for the whole run
+            (:func:`~mriviewer.data.cases.content_fingerprint` reads the files; folds share it).
     """
 
     dist: object
@@ -75,6 +77,7 @@ class RunContext:
     samples: Callable[[str], np.ndarray]
     dataset_root: str
     dataset: dict = field(default_factory=dict)
+    fingerprint: Callable | None = None
 
 
 def evaluate(model, cases, prepared, cfg: TrainConfig, criterion, amp, ctx: RunContext, n_classes: int):
@@ -190,7 +193,8 @@ class FitLoop:
         roles = (("train", self.train_cases), ("validation", self.val_cases), ("test", self.test_cases))
         self.role_ids = {r: [c.case_id for c in cs] for r, cs in roles}
         self.role_ids["identities"] = {r: [case_identity(c) for c in cs] for r, cs in roles}
-        self.role_ids["fingerprints"] = {r: [content_fingerprint(c) for c in cs] for r, cs in roles}
+        fingerprint = self.ctx.fingerprint or content_fingerprint
+        self.role_ids["fingerprints"] = {r: [fingerprint(c) for c in cs] for r, cs in roles}
         yield say(f"{self.split.name}: {len(self.train_cases)} train, {len(self.val_cases)} validation, "
                   f"{len(self.test_cases)} test ({_count_by_class(self.test_cases, names)} in test).")
         absent = [names[k] for k in range(len(names)) if k not in {c.label for c in self.train_cases}]
