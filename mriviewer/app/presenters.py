@@ -339,6 +339,7 @@ def label_match_html(match, columns: list[dict], n_cases: int) -> str:
     lines = [escape(n) for n in match.notes]
     lines.append(f"<b>{len(match.labels)} of {n_cases} cases labelled</b> ({counts or 'none'})")
     for items, what in ((match.cases_without_row, "cases without a row"), (match.rows_without_case, "rows without a case"),
+                        (match.blank_rows, "rows without an id or a label (lines)"),
                         (match.repeated, "ids on several rows (one label, used once)"),
                         (match.conflicts, "ids with conflicting labels (left unlabelled)"),
                         (match.patient_conflicts, "patients whose cases differ"), (match.excluded, "cases excluded")):

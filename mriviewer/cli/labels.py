@@ -30,7 +30,7 @@ def _cmd_labels(args) -> int:
         "labelled": len(m.labels), "classes": m.class_counts(), "cases_without_row": m.cases_without_row,
         "rows_without_case": m.rows_without_case, "repeated_ids": m.repeated, "conflicting_ids": m.conflicts,
         "patients_with_conflicting_labels": m.patient_conflicts, "unmapped_values": m.unmapped,
-        "excluded": m.excluded,
+        "excluded": m.excluded, "blank_rows": m.blank_rows,
     }
     if args.json:
         print(json.dumps(json_safe(report), indent=2))
@@ -46,7 +46,7 @@ def _cmd_labels(args) -> int:
     for key, label in (("cases_without_row", "cases without a row"), ("rows_without_case", "rows without a case"),
                        ("repeated_ids", "ids on several rows (one label)"), ("conflicting_ids", "ids with conflicting labels"),
                        ("patients_with_conflicting_labels", "patients whose cases differ"),
-                       ("excluded", "cases excluded")):
+                       ("excluded", "cases excluded"), ("blank_rows", "rows without an id or a label (lines)")):
         items = report[key]
         if items:
             print(f"{label}: {len(items)} (e.g. {', '.join(map(str, items[:5]))})")

@@ -135,6 +135,7 @@ class LabelMatch:
             values (their cases unlabelled); patient_conflicts: patients whose cases differ.
         unmapped: raw values a ``label_map`` does not name → row count; excluded: case ids left out.
         patients: case id → patient id from ``patient_column``.
+        blank_rows: file lines (1 = header) whose id or label cell is empty (not used; said).
     """
 
     id_column: str
@@ -150,6 +151,7 @@ class LabelMatch:
     unmapped: dict[str, int] = field(default_factory=dict)
     excluded: list[str] = field(default_factory=list)
     patients: dict[str, str] = field(default_factory=dict)
+    blank_rows: list[int] = field(default_factory=list)
 
     def class_counts(self) -> dict[str, int]:
         """Cases per class name, classes in :func:`class_order`."""
@@ -216,9 +218,10 @@ def _label_column(df, spec: LabelSpec) -> tuple[str, str]:
 def _row_values(df, spec: LabelSpec, id_col: str, label_col: str, m: LabelMatch) -> dict[str, str]:
     """Normalised id → class name of the usable rows (mapped, not excluded, not conflicting)."""
     seen: dict[str, set[str]] = {}
-    for raw_id, raw in zip(df[id_col], df[label_col], strict=True):
+    for line, (raw_id, raw) in enumerate(zip(df[id_col], df[label_col], strict=True), start=2):
         key, value = _id_key(raw_id), _norm_value(str(raw))
         if not key or not value:
+            m.blank_rows.append(line)  # line numbers as in the file (1 = header)
             continue
         if spec.label_map:
             if value not in spec.label_map:
@@ -337,6 +340,9 @@ def label_warnings(spec: LabelSpec, m: LabelMatch) -> list[str]:
     if m.cases_without_row:
         out.append(f"{f}: {len(m.cases_without_row)} case(s) have no usable row (e.g. {some(m.cases_without_row)}); "
                    "they are unlabelled")
+    if m.blank_rows:
+        out.append(f"{f}: {len(m.blank_rows)} row(s) without an id or a {m.label_column} value (line(s) "
+                   f"{some(m.blank_rows)}); not used")
     if m.rows_without_case:
         out.append(f"{f}: {len(m.rows_without_case)} row(s) match no case (e.g. {some(m.rows_without_case)})")
     if m.repeated:

@@ -64,7 +64,7 @@ def test_tsv_and_excel_read_like_csv(tmp_path):
 
 def test_doubts_are_said_and_conflicts_unlabelled(demo_dir, tmp_path):
     ds = discover(demo_dir)
-    rows = [("id", "label"), ("0", "1"), ("0", "1"), ("1", "0"), ("1", "1"), ("99", "0")]
+    rows = [("id", "label"), ("0", "1"), ("0", "1"), ("1", "0"), ("1", "1"), ("99", "0"), ("", "1"), ("11", "")]
     rows += [(str(n), str(n % 2)) for n in range(2, 10)]
     m = apply_labels(ds, LabelSpec(_write(tmp_path / "l.csv", rows)))
     assert m.repeated == ["0"] and m.conflicts == ["1"] and m.rows_without_case == ["99"]
@@ -72,6 +72,7 @@ def test_doubts_are_said_and_conflicts_unlabelled(demo_dir, tmp_path):
     assert ds.case("00001").label is None
     text = "\n".join(ds.warnings)
     assert "conflicting labels" in text and "match no case" in text and "no usable row" in text
+    assert m.blank_rows == [7, 8] and "2 row(s) without an id or a label value (line(s) 7, 8)" in text
 
 
 def test_rows_keyed_by_patient_label_each_time_point(tmp_path):
