@@ -46,12 +46,12 @@ Why intervals contain 0.5 on chance-level data
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from mriviewer.core.files import json_safe  # one home for strict-JSON conversion (re-exported)
+from mriviewer.core.text import finite_or_none
 from mriviewer.ml.bootstrap import _bootstrap_intervals
 from mriviewer.ml.calibration import calibration_metrics
 from mriviewer.ml.scores import _point_estimates
@@ -235,7 +235,7 @@ def summarise_folds(folds: list[dict]) -> dict:
     """
     out: dict = {"n_folds": len(folds)}
     for name in SCALAR_METRICS:
-        values = [_finite_or_none(f.get(name)) for f in folds]
+        values = [finite_or_none(f.get(name)) for f in folds]
         defined = [v for v in values if v is not None]
         out[name] = {
             "mean": float(np.mean(defined)) if defined else None,
@@ -286,10 +286,3 @@ def _join_names(names: list[str]) -> str:
     if len(names) > _MAX_NAMES:
         text += f"… (+{len(names) - _MAX_NAMES} more)"
     return text
-
-
-def _finite_or_none(v) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
