@@ -191,8 +191,9 @@ def _volume_at_each_position(items: list[_Slice], normal: np.ndarray, path: Path
         if not 0 <= index4d < n:
             raise LoadError(path, f"{n} volumes ({len(items)} frames at {len(stacks)} positions); volume "
                                   f"{index4d + 1} out of range (1–{n})")
-        report.warn(f"{path}: {n} volumes ({len(items)} frames at {len(stacks)} positions: time points, "
-                    f"b-values or echoes); showing volume {index4d + 1}")
+        report.warn(f"{path}: {n} volumes ({len(items)} frames at {len(stacks)} positions, told apart by frame "
+                    "order only: echoes, time points, or image types such as magnitude and field map); "
+                    f"showing volume {index4d + 1} (--volume to choose)")
         return [s[index4d] for s in stacks], {"n_volumes": n, "volume_index": int(index4d), "volume_key": "frame order"}
     if index4d:
         raise LoadError(path, f"{len(items)} frames at {len(stacks)} positions, not the same number at each; "
