@@ -13,7 +13,7 @@ from mriviewer.core.errors import MriViewerError
 
 
 def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] | None = None,
-                 volume: int = 1, labels=None) -> dict:
+                 volume: int = 1, labels=None, decode: bool = False) -> dict:
     """JSON-ready description of what :func:`~mriviewer.data.discover.discover` finds at ``path``.
 
     Returns:
@@ -22,11 +22,12 @@ def dataset_info(path: str | Path, read_headers: bool = True, assign: list[str] 
         {name: null | {"path", "shape", "spacing_mm", "affine", "axcodes", "acquisition_plane",
         "reason"}}, "errors"}]}``. Standard modalities a case lacks are ``null``; ``reason`` says
         why a source is that modality (``ModalitySource.reason``, e.g. "file name
-        '3_AX_T2_FLAIR' ends in 'flair'").
+        '3_AX_T2_FLAIR' ends in 'flair'"). Geometry comes from the headers
+        (:func:`~mriviewer.io.readers.describe_source`; ``"header_only": true``) unless ``decode``.
     """
     ds = _discover(path, assign or [], volume, labels)
     info = _dataset_summary(ds)
-    info["cases"] = list(iter_case_info(ds, read_headers))
+    info["cases"] = list(iter_case_info(ds, read_headers, decode))
     return info
 
 
@@ -41,39 +42,75 @@ def _dataset_summary(ds) -> dict:
     }
 
 
-def iter_case_info(ds, read_headers: bool = True):
+def iter_case_info(ds, read_headers: bool = True, decode: bool = False):
     """Each case's ``dataset_info`` entry, one at a time (so the command prints as it goes).
 
-    A case's series decode together, in parallel worker processes, into a memory-only cache that
-    is emptied after each case: ``info`` neither fills the disk cache nor holds the dataset in
-    memory."""
+    By default only headers are read (:func:`~mriviewer.io.readers.describe_source`: NIfTI
+    headers, DICOM tags without pixel data), a few threads at a time: a 1,000-case cohort is
+    described in seconds and nothing is decoded or cached. With ``decode`` a case's series
+    decode together, in parallel worker processes, into a memory-only cache emptied after each
+    case (the pixels are checked; ``info`` neither fills the disk cache nor holds the dataset in
+    memory)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not read_headers or not decode:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            # Submitted a window ahead, consumed in order: output streams and memory stays bounded.
+            window: list = []
+            for case in ds.cases:
+                window.append(pool.submit(_case_entry, ds, case, read_headers, None))
+                if len(window) >= 16:
+                    yield window.pop(0).result()
+            for job in window:
+                yield job.result()
+        return
     from mriviewer.cache.memory import VolumeCache
-    from mriviewer.core.volume import MODALITIES
 
     cache = VolumeCache(disk=None)
     for case in ds.cases:
-        names = list(MODALITIES) if not case.is_2d else []
-        names += [m for m in case.modalities if m not in names]
-        errors = list(case.errors)
-        present = [m for m in names if m in case.modalities]
-        loaded = cache.get_many([case.modalities[m] for m in present]) if read_headers else []
+        yield _case_entry(ds, case, True, cache)
         cache.clear()
-        mods: dict = {}
-        for m in names:
-            src = case.modalities.get(m)
-            if src is None:
-                mods[m] = None
-            elif not read_headers:
-                mods[m] = {"path": str(src.path)}
-            elif isinstance(vol := loaded[present.index(m)], MriViewerError):
-                mods[m] = {"path": str(src.path), "error": str(vol)}
-                errors.append(str(vol))
-            else:
-                mods[m] = vol.describe()
-            if src is not None:
-                mods[m]["reason"] = getattr(src, "reason", "")
-        yield {"case_id": case.case_id, "patient_id": case.patient_id, "label": case.label,
-               "label_name": ds.label_name(case), "modalities": mods, "errors": errors}
+
+
+def _case_entry(ds, case, read_headers: bool, cache) -> dict:
+    """One case's entry: each modality from its headers (``cache`` is ``None``) or decoded
+    through ``cache``."""
+    from mriviewer.core.volume import MODALITIES
+    from mriviewer.io.readers import describe_source
+
+    names = list(MODALITIES) if not case.is_2d else []
+    names += [m for m in case.modalities if m not in names]
+    errors = list(case.errors)
+    present = [m for m in names if m in case.modalities]
+    if not read_headers:
+        loaded: list = []
+    elif cache is not None:
+        loaded = [v if isinstance(v, MriViewerError) else v.describe()
+                  for v in cache.get_many([case.modalities[m] for m in present])]
+    else:
+        loaded = []
+        for m in present:
+            src = case.modalities[m]
+            try:
+                loaded.append(describe_source(list(src.files) if src.files else src.path, m, src.volume_index))
+            except MriViewerError as exc:
+                loaded.append(exc)
+    mods: dict = {}
+    for m in names:
+        src = case.modalities.get(m)
+        if src is None:
+            mods[m] = None
+        elif not read_headers:
+            mods[m] = {"path": str(src.path)}
+        elif isinstance(desc := loaded[present.index(m)], MriViewerError):
+            mods[m] = {"path": str(src.path), "error": str(desc)}
+            errors.append(str(desc))
+        else:
+            mods[m] = desc
+        if src is not None:
+            mods[m]["reason"] = getattr(src, "reason", "")
+    return {"case_id": case.case_id, "patient_id": case.patient_id, "label": case.label,
+            "label_name": ds.label_name(case), "modalities": mods, "errors": errors}
 
 
 def _cmd_info(args) -> int:
@@ -81,7 +118,7 @@ def _cmd_info(args) -> int:
 
     if args.json:
         info = dataset_info(args.path, read_headers=not args.no_headers, assign=args.assign, volume=args.volume,
-                            labels=label_spec(args))
+                            labels=label_spec(args), decode=args.decode)
         loaded = args.no_headers or any(d and "shape" in d for c in info["cases"] for d in c["modalities"].values())
         print(json.dumps(json_safe(info), indent=2))
         if not loaded:
@@ -94,7 +131,7 @@ def _cmd_info(args) -> int:
     for w in info["warnings"]:
         print(f"  warning: {w}")
     loaded = args.no_headers
-    for c in iter_case_info(ds, read_headers=not args.no_headers):
+    for c in iter_case_info(ds, read_headers=not args.no_headers, decode=args.decode):
         loaded = loaded or any(d and "shape" in d for d in c["modalities"].values())
         _print_case(c)
     if not loaded:

@@ -41,6 +41,8 @@ def _add_info(sub) -> None:
     i.add_argument("path", metavar="PATH", help="dataset folder, case folder, DICOM series, NIfTI or image")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.add_argument("--no-headers", action="store_true", help="list files only, do not read image headers")
+    i.add_argument("--decode", action="store_true",
+                   help="decode every volume (checks the pixels; slow on large cohorts) instead of reading headers only")
     _add_assign(i)
     _add_labels(i)
 

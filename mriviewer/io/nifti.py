@@ -19,40 +19,38 @@ from mriviewer.core.volume import Volume
 from mriviewer.io.paths import check_source_path
 
 
-def load_nifti(path: str | Path, modality: str = "", index4d: int = 0) -> Volume:
+def load_nifti(path: str | Path, modality: str = "", index4d: int = 0, header_only: bool = False) -> Volume:
     """Read a NIfTI-1/2 file.
 
     Args:
         path: ``.nii`` or ``.nii.gz`` file.
         modality: name stored on the volume.
         index4d: which volume of a 4D file to take.
+        header_only: read the header alone (for a ``.nii.gz``, the first few KiB of the stream):
+            the volume's shape, affine, dtype and warnings are those of a full read, its ``data``
+            a read-only array of zeros that takes no memory (``np.broadcast_to``); see
+            :func:`mriviewer.io.readers.describe_source`.
 
     Returns:
-        Volume with data ``(I, J, K)`` float32 in the file's storage order and its affine.
-        Complex data become their magnitude ``|z|`` (float32) with a warning naming the file in
-        ``meta["warnings"]`` (``meta["complex"] = True``).
+        Volume with data ``(I, J, K)`` in the file's storage order and its affine: the stored
+        integer type when ``scl_slope``/``scl_inter`` do not scale the values (an int16 BraTS
+        volume stays int16, half the memory and cache of float32, like DICOM), else float32 with
+        the scaling applied. Complex data become their magnitude ``|z|`` (float32) with a warning
+        naming the file in ``meta["warnings"]`` (``meta["complex"] = True``).
 
     Raises:
         LoadError: not a regular file, unreadable or corrupt file, fewer than 2 or more than 4
-            dimensions.
+            dimensions, ``index4d`` out of range.
     """
     path = check_source_path(path, "file")
-    warnings: list[str] = []
     try:
-        img = nib.load(str(path))
-        shape = img.shape
-        is_complex = np.dtype(img.get_data_dtype()).kind == "c"
-        if len(shape) == 4:
-            if not 0 <= index4d < shape[3]:
-                raise LoadError(path, f"4D file has {shape[3]} volumes; index {index4d} out of range")
-            # Slicing the array proxy applies scl_slope/scl_inter.
-            raw = np.asarray(img.dataobj[..., index4d])
-            data = (np.abs(raw) if is_complex else raw).astype(np.float32)
-        elif len(shape) in (2, 3):
-            data = (np.abs(np.asarray(img.dataobj)).astype(np.float32) if is_complex
-                    else img.get_fdata(dtype=np.float32))
+        img = nib.load(str(path), mmap=False)  # never a view on the user's file (it may change)
+        shape, is_complex, unscaled = _header_facts(img, path, index4d)
+        if header_only:
+            dtype = img.get_data_dtype() if unscaled else np.dtype(np.float32)
+            data = np.broadcast_to(np.zeros((), dtype), shape[:3] if len(shape) > 2 else (*shape, 1))
         else:
-            raise LoadError(path, f"unsupported NIfTI dimensions {shape}")
+            data = _voxels(img, shape, index4d, is_complex, unscaled)
         affine = img.affine
     except LoadError:
         raise
@@ -62,6 +60,48 @@ def load_nifti(path: str | Path, modality: str = "", index4d: int = 0) -> Volume
         raise LoadError(path, f"cannot read NIfTI ({type(exc).__name__}: {exc})") from exc
     if affine is None:
         affine = np.eye(4)
+    meta = _meta(img, path, shape, index4d, is_complex)
+    try:
+        return Volume(data, affine, modality, [path], meta)
+    except Exception as exc:
+        raise LoadError(path, str(exc)) from exc
+
+
+def _header_facts(img, path: Path, index4d: int) -> tuple[tuple[int, ...], bool, bool]:
+    """``(shape, is_complex, unscaled)`` from the header; ``unscaled``: integer voxels that
+    ``scl_slope``/``scl_inter`` leave as they are (nibabel's array proxy then returns the stored
+    type).
+
+    Raises:
+        LoadError: dimensions other than 2 to 4, or ``index4d`` out of range.
+    """
+    shape = tuple(int(n) for n in img.shape)
+    dtype = np.dtype(img.get_data_dtype())
+    if len(shape) not in (2, 3, 4):
+        raise LoadError(path, f"unsupported NIfTI dimensions {shape}")
+    if len(shape) == 4 and not 0 <= index4d < shape[3]:
+        raise LoadError(path, f"4D file has {shape[3]} volumes; index {index4d} out of range")
+    proxy = img.dataobj
+    slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
+    unscaled = dtype.kind in "iub" and np.all(np.asarray(slope) == 1) and np.all(np.asarray(inter) == 0)
+    return shape, dtype.kind == "c", bool(unscaled)
+
+
+def _voxels(img, shape: tuple[int, ...], index4d: int, is_complex: bool, unscaled: bool) -> np.ndarray:
+    """The voxels of volume ``index4d``: the stored integers when ``unscaled``, else float32
+    (slicing the array proxy applies ``scl_slope``/``scl_inter``); complex → ``|z|``."""
+    raw = img.dataobj[..., index4d] if len(shape) == 4 else img.dataobj
+    data = np.asarray(raw)
+    if is_complex:
+        return np.abs(data).astype(np.float32)
+    if unscaled:
+        return data.astype(bool if data.dtype == bool else data.dtype.newbyteorder("="), copy=False)
+    return data.astype(np.float32, copy=False)
+
+
+def _meta(img, path: Path, shape: tuple[int, ...], index4d: int, is_complex: bool) -> dict:
+    """``meta`` of the volume: format, complex and 4D facts, warnings naming the file."""
+    warnings: list[str] = []
     meta: dict = {"format": "nifti"}
     if is_complex:
         meta["complex"] = True
@@ -72,7 +112,4 @@ def load_nifti(path: str | Path, modality: str = "", index4d: int = 0) -> Volume
             warnings.append(f"{path}: 4D file with {shape[3]} volumes; showing volume {index4d + 1}")
     if warnings:
         meta["warnings"] = warnings
-    try:
-        return Volume(data, affine, modality, [path], meta)
-    except Exception as exc:
-        raise LoadError(path, str(exc)) from exc
+    return meta

@@ -136,6 +136,53 @@ def load_volume(source: str | Path | list[Path], modality: str = "", index4d: in
         raise LoadError(where, f"cannot read ({type(exc).__name__}: {exc})") from exc
 
 
+def describe_source(source: str | Path | list[Path], modality: str = "", index4d: int = 0) -> dict:
+    """:meth:`Volume.describe` of a source read from its headers, without decoding its voxels
+    where the format allows: a NIfTI file's header (the first few KiB of a ``.nii.gz``), a classic
+    DICOM series' headers with the pixel data left on disk (pydicom ``defer_size``; the slices
+    are validated, sorted and spaced as a full read does, so shape, affine and warnings agree).
+    Multi-frame and mosaic DICOM and 2D images are decoded (their layout is in the pixels).
+    ``mriviewer info`` uses it; ``info --decode`` decodes instead. The result has
+    ``"header_only": True`` when no voxel was decoded.
+
+    Returns:
+        ``{"path", "shape", "spacing_mm", "affine", "axcodes", "acquisition_plane"[, "warnings"],
+        "dtype", "header_only"}``; ``dtype`` is the voxels' type as a full read returns it.
+
+    Raises:
+        LoadError: as :func:`load_volume` (pixel-only faults, e.g. undecodable slices, are not
+            seen).
+    """
+    try:
+        vol, header_only = _read_header(source, modality, index4d)
+    except MriViewerError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:
+        where = source[0] if isinstance(source, list) and source else source
+        raise LoadError(where, f"cannot read ({type(exc).__name__}: {exc})") from exc
+    return {**vol.describe(), "dtype": str(vol.data.dtype), "header_only": header_only}
+
+
+def _read_header(source, modality: str, index4d: int) -> tuple[Volume, bool]:
+    if isinstance(source, list):
+        for f in source:
+            check_source_path(f, "file")
+        return read_dicom_series(source, modality, index4d=index4d, header_only=True), True
+    path = check_source_path(source)
+    reader = reader_for(path)
+    if isinstance(reader, NiftiReader):
+        return load_nifti(path, modality, index4d, header_only=True), True
+    if isinstance(reader, DicomReader):
+        src = path if path.is_dir() else [path]
+        vol = read_dicom_series(src, modality, index4d=index4d, header_only=True)
+        return vol, not any(vol.data.strides) or vol.data.size == 0
+    if reader is None:
+        raise LoadError(path, _UNKNOWN_TYPE)
+    return reader.read(path, modality, index4d), False
+
+
 def _check_label_map(vol: Volume, source) -> None:
     """Warn (in ``vol.meta["warnings"]``) when a segmentation holds non-integer values."""
     data = vol.data

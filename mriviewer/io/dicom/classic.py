@@ -28,10 +28,11 @@ from mriviewer.io.dicom.problems import _drop, _nothing_left, _Report, _Slice, l
 
 
 def _decode_each(entries: list[_Slice], folder: Path, report: _Report, n_files: int, expected,
-                 note: str = "", before=None) -> list[_Slice]:
+                 note: str = "", before=None, decode: bool = True) -> list[_Slice]:
     """Position and pixels of each slice; one that cannot be placed or decoded, or whose pixel
     array is not ``expected(e)`` ``(rows, cols)``, is dropped with a warning naming its file (a
-    one-file series raises instead). ``before(e)`` runs first and may raise LoadError.
+    one-file series raises instead). ``before(e)`` runs first and may raise LoadError. Without
+    ``decode`` (a header-only read) only the positions are checked and ``px`` stays ``None``.
 
     Raises:
         LoadError: nothing is left, or the only file is unusable.
@@ -42,6 +43,9 @@ def _decode_each(entries: list[_Slice], folder: Path, report: _Report, n_files: 
             e.ipp = _check_ipp(e.facts["ipp"], e.path)
             if before is not None:
                 before(e)
+            if not decode:
+                kept.append(e)
+                continue
             e.px, colour = _as_luminance(e.ds, _raw_pixels(e.ds, e.path))
             if colour:
                 report.note(e.path, colour)
@@ -60,10 +64,11 @@ def _decode_each(entries: list[_Slice], folder: Path, report: _Report, n_files: 
 
 
 def _read_slices(entries: list[_Slice], folder: Path, modality: str, regularize: bool,
-                 index4d: int, report: _Report) -> Volume:
+                 index4d: int, report: _Report, header_only: bool = False) -> Volume:
     """Classic series: validate, decode and place the slices, pick volume ``index4d`` of a 4D
     series, stack them ``(I, J, K)`` on the affine from their positions, and warn about gantry
-    tilt and uneven spacing (regridded when ``regularize``).
+    tilt and uneven spacing (regridded when ``regularize``). ``header_only``: no pixel is decoded
+    and the volume's data is a zero-memory array of zeros (see ``read_dicom_series``).
 
     Raises:
         LoadError: no slice is left, ``index4d`` is out of range, or the geometry is refused.
@@ -76,7 +81,8 @@ def _read_slices(entries: list[_Slice], folder: Path, modality: str, regularize:
     # Pixels and positions; a slice that cannot be decoded or placed is dropped. Decoding
     # first lets the matrix-size majority count only slices whose header fits their data.
     decoded = _decode_each(entries, folder, report, n_files,
-                           lambda e: (e.facts["rows"], e.facts["cols"]), " (colour or multi-frame?)")
+                           lambda e: (e.facts["rows"], e.facts["cols"]), " (colour or multi-frame?)",
+                           decode=not header_only)
     (rows, cols), placed, others = _majority(decoded, lambda e: (e.facts["rows"], e.facts["cols"]))
     for e in others:
         _drop(report, e, f"slice size {e.facts['rows']}x{e.facts['cols']} differs from the "
@@ -92,7 +98,7 @@ def _read_slices(entries: list[_Slice], folder: Path, modality: str, regularize:
     slices.sort(key=lambda s: s.pos)
     slices = _split_displaced(slices, row_dir, col_dir, (row_spacing, col_spacing), folder, report)
     positions = np.array([s.pos for s in slices])
-    data = _stack(slices, rows, cols)
+    data = _placeholder(slices, rows, cols) if header_only else _stack(slices, rows, cols)
 
     ipp0 = slices[0].ipp
     if len(slices) > 1:
@@ -153,6 +159,21 @@ def _stack(slices: list[_Slice], rows: int, cols: int) -> np.ndarray:
     else:
         stack = raw  # identity rescale: keep the stored integers (half the memory of float32)
     return stack.transpose(2, 1, 0)
+
+
+def _placeholder(slices: list[_Slice], rows: int, cols: int) -> np.ndarray:
+    """What :func:`_stack` would return, as zeros that take no memory (``np.broadcast_to``):
+    shape ``(cols, rows, slices)`` and the dtype the pixels would have (float32 when a rescale
+    applies, else the stored integer type from BitsAllocated and PixelRepresentation)."""
+    if any(s.rescale != (1.0, 0.0) for s in slices):
+        dtype = np.dtype(np.float32)
+    else:
+        ds = slices[0].ds
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        dtype = np.dtype(f"{'i' if signed else 'u'}{max(1, bits // 8)}") if bits in (8, 16, 32) \
+            else np.dtype(np.float32)
+    return np.broadcast_to(np.zeros((), dtype), (cols, rows, len(slices)))
 
 
 def _note_tilt(meta: dict, folder: Path, step: np.ndarray, normal: np.ndarray) -> None:

@@ -27,6 +27,7 @@ from mriviewer.io.dicom.headers import (
     _plane,
     _spacing,
 )
+from mriviewer.io.dicom.pixels import _as_luminance, _raw_pixels
 from mriviewer.io.dicom.problems import _drop, _Report, _Slice
 
 
@@ -252,7 +253,15 @@ def _single_slice_thickness(s: _Slice, report: _Report) -> float:
     return 1.0
 
 
+def _pixels_of(s: _Slice) -> np.ndarray:
+    """``s.px``, decoded now when a header-only read left it on disk."""
+    if s.px is None:
+        s.px, _ = _as_luminance(s.ds, _raw_pixels(s.ds, s.path))
+    return s.px
+
+
 def _same_pixels(a: _Slice, b: _Slice) -> bool:
+    _pixels_of(a), _pixels_of(b)
     return (a.px.shape == b.px.shape and a.rescale == b.rescale
             and a.facts["keys"] == b.facts["keys"] and np.array_equal(a.px, b.px))
 
@@ -320,6 +329,10 @@ def _regularize(data: np.ndarray, positions: np.ndarray, affine: np.ndarray, ste
     grid every ``step_mm`` (linear between the two neighbouring slices; a missing slice is
     interpolated from its neighbours). Returns ``(data, affine)``."""
     n = int(round((positions[-1] - positions[0]) / step_mm)) + 1
+    new = affine.copy()
+    new[:3, 2] = affine[:3, 2] * ((positions[-1] - positions[0]) / (len(positions) - 1)) ** -1 * step_mm
+    if data.ndim == 3 and not any(data.strides):  # a header-only read's zeros: the grid alone
+        return np.broadcast_to(np.zeros((), np.float32), (*data.shape[:2], n)), new
     target = positions[0] + step_mm * np.arange(n)
     hi = np.clip(np.searchsorted(positions, target), 1, len(positions) - 1)
     lo = hi - 1
@@ -327,8 +340,6 @@ def _regularize(data: np.ndarray, positions: np.ndarray, affine: np.ndarray, ste
     w = np.clip(w, 0, 1)
     src = np.asarray(data, dtype=np.float32)
     out = src[:, :, lo] * (1 - w) + src[:, :, hi] * w
-    new = affine.copy()
-    new[:3, 2] = affine[:3, 2] * ((positions[-1] - positions[0]) / (len(positions) - 1)) ** -1 * step_mm
     return out, new
 
 

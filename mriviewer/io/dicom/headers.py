@@ -51,11 +51,13 @@ class NotDicomError(LoadError):
     """The file has no DICOM preamble (a stray ``.nfo``, ``.txt`` or thumbnail)."""
 
 
-def _read(path: Path) -> pydicom.Dataset:
+def _read(path: Path, defer_pixels: bool = False) -> pydicom.Dataset:
+    """The file's data set; with ``defer_pixels`` values over 4 KiB (the pixel data) are left on
+    disk until used (pydicom's ``defer_size``), so a header pass reads a few KiB per file."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pydicom.dcmread(path)
+            return pydicom.dcmread(path, defer_size="4 KB" if defer_pixels else None)
     except InvalidDicomError as exc:
         raise NotDicomError(path, f"not a DICOM file ({exc})") from exc
     except Exception as exc:  # truncated, corrupt, permission denied

@@ -54,7 +54,7 @@ from mriviewer.io.dicom.problems import _Report, _Slice
 
 # ----------------------------------------------------------------------------- reading
 def read_dicom_series(source: str | Path | list[Path], modality: str = "", regularize: bool = True,
-                      *, index4d: int = 0) -> Volume:
+                      *, index4d: int = 0, header_only: bool = False) -> Volume:
     """Read one DICOM series (a folder of single-frame files, a list of files, one multi-frame
     file or Siemens mosaics) as a Volume.
 
@@ -90,7 +90,7 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "", regul
     files, folder = _list_files(source)
     single_file = len(files) == 1 and (not isinstance(source, (str, Path)) or Path(source).is_file())
     report = _Report()
-    entries = _largest_series(_read_headers(files, folder, single_file, report), folder, report)
+    entries = _largest_series(_read_headers(files, folder, single_file, report, header_only), folder, report)
 
     first = entries[0]
     if first.facts["frames"] > 1 and len(entries) == 1:
@@ -104,7 +104,7 @@ def read_dicom_series(source: str | Path | list[Path], modality: str = "", regul
         return _read_mosaic_series(entries, folder, modality, index4d, report)
 
     try:
-        return _read_slices(entries, folder, modality, regularize, index4d, report)
+        return _read_slices(entries, folder, modality, regularize, index4d, report, header_only)
     except MriViewerError:
         raise
     except _HEADER_ERRORS as exc:
@@ -134,7 +134,8 @@ def _list_files(source: str | Path | list[Path]) -> tuple[list[Path], Path]:
     return files, files[0].parent
 
 
-def _read_headers(files: list[Path], folder: Path, single_file: bool, report: _Report) -> list[_Slice]:
+def _read_headers(files: list[Path], folder: Path, single_file: bool, report: _Report,
+                  defer_pixels: bool = False) -> list[_Slice]:
     """One :class:`_Slice` per DICOM file with pixel data; the other files are skipped
     (reported; files without the DICOM preamble only when named like DICOM files).
 
@@ -145,7 +146,7 @@ def _read_headers(files: list[Path], folder: Path, single_file: bool, report: _R
     suspects: list[str] = []  # no DICOM preamble but a DICOM-like name; reported if the series loads
     for path in files:
         try:
-            ds = _read(path)
+            ds = _read(path, defer_pixels)
             facts = _facts(ds, path)
         except NotDicomError as exc:
             if single_file:
