@@ -99,13 +99,14 @@ def _cmd_train(args) -> int:
             f"{', '.join(cfg.modalities)} as {'the preset' if cfg.preset else 'the default'} says.")
     trainer = Trainer(cfg, ds, out)
     gen = trainer.run()
+    progress = _PrepareProgress(err)
     try:
         while True:
             ev = next(gen)
             if isinstance(ev, LogEvent):
                 err(("warning: " if ev.level == "warning" else "") + ev.message)
-            elif isinstance(ev, ProgressEvent) and ev.stage == "prepare" and ev.step == ev.total:
-                err(f"Prepared {ev.total} cases.")
+            elif isinstance(ev, ProgressEvent) and ev.stage == "prepare":
+                progress(ev)
             elif isinstance(ev, EpochEvent):
                 r = ev.record
                 err(f"{r.fold:>8} epoch {r.epoch:3d}  train_loss {r.train_loss:.4f}  val_loss {r.val_loss:.4f}  "
@@ -143,3 +144,25 @@ def _suggested_modalities(ds) -> list[str]:
     train = ds.settings.get("train") if isinstance(ds.settings, dict) else None
     mods = train.get("modalities") if isinstance(train, dict) else None
     return [str(m) for m in mods] if isinstance(mods, list) else []
+
+
+class _PrepareProgress:
+    """Prints the preparation's progress every 5 s (cases done, share, time left) and its end."""
+
+    def __init__(self, err, every_s: float = 5.0) -> None:
+        import time
+
+        self.err, self.every_s, self.clock = err, every_s, time.monotonic
+        self.start = self.last = None
+
+    def __call__(self, ev) -> None:
+        now = self.clock()
+        if self.start is None or ev.step <= 1:
+            self.start, self.last = now, now
+        if ev.step == ev.total:
+            self.err(f"Prepared {ev.total} cases ({now - self.start:.0f} s).")
+        elif now - self.last >= self.every_s:
+            self.last = now
+            left = (now - self.start) / max(ev.step, 1) * (ev.total - ev.step)
+            self.err(f"Preparing cases: {ev.step}/{ev.total} ({100 * ev.step // ev.total}%), "
+                     f"about {left:.0f} s left")

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mriviewer.cache.stream import StreamStep, decode_stream
 from mriviewer.core.errors import ConfigError, DatasetError, MriViewerError
 from mriviewer.core.files import atomic_path, csv_text, write_json
 from mriviewer.data.cases import Case, Dataset
@@ -59,6 +60,7 @@ from mriviewer.ml.hooks import _monitor_value
 from mriviewer.ml.metrics import classification_metrics, summarise_folds
 from mriviewer.ml.metrics_text import format_metrics
 from mriviewer.ml.preprocess import Preprocessor
+from mriviewer.ml.seen import record_patients, warm_start_overlap
 from mriviewer.ml.splits import make_splits
 from mriviewer.ml.store import SampleStore
 
@@ -223,7 +225,11 @@ class Trainer:
 
     def _prepare(self, cfg: TrainConfig, cases: list[Case], fold_tag: str):
         """Decode and preprocess every case once into the sample store (rank 0 first, then the
-        other ranks read it). Yields events; returns ``{case_id: _Prepared}``."""
+        other ranks read it), streamed: worker processes decode a few cases ahead while this
+        process prepares each in turn, so memory and the disk cache stay within budget on any
+        cohort (:func:`~mriviewer.cache.stream.decode_stream`); cases already in the store are
+        not decoded (an interrupted preparation resumes). Yields events; returns
+        ``{case_id: _Prepared}``."""
         pre = Preprocessor(cfg, self.loader)
         store = SampleStore(cfg, self.store_root)
         self.store = store
@@ -246,19 +252,16 @@ class Trainer:
             else:
                 prepared[c.case_id] = _Prepared(key, got[0].shape[0], got[1])
         cache = getattr(self.loader, "__self__", None)
-        if todo and hasattr(cache, "prefetch_iter"):
-            sources = [c.modalities[m] for c, _ in todo for m in dict.fromkeys(pre.resolve_modalities(c)[0].values())]
-            decoding = cache.prefetch_iter(sources)
-            for done, total, err in decoding:
-                if err:
-                    yield self._say(f"Cannot decode: {err}", "warning", "case")
-                yield ProgressEvent("decode", 0, done, total, fold=fold_tag)
-                if self._stop.is_set():
-                    decoding.close()
-                    break
-        for i, (c, key) in enumerate(todo):
+        steps = (decode_stream(cache, [[c.modalities[m] for m in dict.fromkeys(pre.resolve_modalities(c)[0].values())]
+                                       for c, _ in todo])
+                 if todo and getattr(cache, "disk", None) is not None else (StreamStep(i) for i in range(len(todo))))
+        for step in steps:  # decoded a few cases ahead in worker processes, prepared here in turn
             if self._stop.is_set():
+                steps.close()
                 break
+            for err in step.errors:
+                yield self._say(f"Cannot decode: {err}", "warning", "case")
+            c, key = todo[step.index]
             try:
                 x, ci = pre.training_samples(c)
                 facts = {**ci.meta, "missing": ci.missing, "substituted": ci.substituted}
@@ -266,7 +269,7 @@ class Trainer:
                 prepared[c.case_id] = _Prepared(key, x.shape[0], facts)
             except MriViewerError as exc:
                 yield self._say(f"Case {c.case_id} skipped: {exc}", "warning", "case")
-            yield ProgressEvent("prepare", 0, i + 1, len(todo), fold=fold_tag)
+            yield ProgressEvent("prepare", 0, step.index + 1, len(todo), fold=fold_tag)
         if self.dist.enabled and leader:
             self.dist.barrier()
         if self.dist.enabled:  # every rank must train and evaluate on the same cases
@@ -318,7 +321,7 @@ class Trainer:
             yield self._say(w, "warning", "confound")
         for w in cross_role_duplicates(cases, splits, pairs):  # none expected: a check of the grouping
             yield self._say(w, "warning", "near-duplicate")
-        for w in self._warm_start_overlap(cfg, cases, splits):
+        for w in warm_start_overlap(cfg.pretrained, cases, splits, self.dataset, self._fingerprint):
             yield self._say(w, "warning", "leak")
 
         folds = []
@@ -371,6 +374,8 @@ class Trainer:
         self.caveats.extend(Caveat("test-set", w) for w in metrics["test"].get("warnings", []))
         metrics["warnings"] = list(dict.fromkeys(self.warnings[self._first_warning:]))
         metrics["caveats"] = [c.to_json() for c in dict.fromkeys(self.caveats[self._first_caveat:])]
+        for f in folds:  # each case's patient, hashed (mriviewer.ml.seen)
+            record_patients(f["split"], cases, self.dataset)
         ckpt_path = None
         if self._main:
             ckpt_path = out / "best.pt"
@@ -383,7 +388,7 @@ class Trainer:
                           "caveats": metrics["caveats"]}
             if "summary" in metrics:
                 ck_metrics["cv"] = {"test": metrics["test"], "summary": metrics["summary"]}
-            update_checkpoint(ckpt_path, metrics=ck_metrics)
+            update_checkpoint(ckpt_path, metrics=ck_metrics, split=chosen["split"])
             write_json(out / "metrics.json", {**metrics, "dataset": dataset_record(self.dataset)})
             self._write_predictions(out / "predictions.csv", folds, class_names)
         title = "Test (pooled out-of-fold)" if "folds" in metrics else "Test"
@@ -418,33 +423,6 @@ class Trainer:
                          "modalities": tuple(f.get("modalities") or ()), "scanner": f.get("scanner"),
                          "dtype": f.get("dtype")})
         return confound_warnings(rows, class_names)
-
-    def _warm_start_overlap(self, cfg: TrainConfig, cases, splits) -> list[str]:
-        """Starting from an mriviewer checkpoint (``pretrained`` = its file): the new test cases
-        that the source model was trained or selected on. Their test figures would flatter the
-        model, and a new split of the same data puts some there unless the seed and split match."""
-        path = Path(cfg.pretrained) if cfg.pretrained not in ("auto", "none") else None
-        if path is None or not path.is_file():
-            return []
-        from mriviewer.core.errors import CheckpointError
-        from mriviewer.data.cases import case_identity
-        from mriviewer.ml.checkpoint import load_checkpoint
-
-        try:
-            split = load_checkpoint(path, mmap=True).get("split") or {}
-        except CheckpointError:
-            return []  # plain weights (ImageNet, Kinetics): nothing was seen
-        seen = {k for key in ("identities", "fingerprints") for role in ("train", "validation")
-                for k in (split.get(key) or {}).get(role, []) if k}
-        if not seen:
-            return []
-        tested = {cases[i].case_id for s in splits for i in s.test
-                  if case_identity(cases[i]) in seen or self._fingerprint(cases[i]) in seen}
-        if not tested:
-            return []
-        return [f"{len(tested)} test case(s) were training or validation cases of the checkpoint this run "
-                f"starts from ({path.name}); their test figures flatter the model (e.g. "
-                f"{', '.join(sorted(tested)[:3])}). Use the same seed and split, or data it never saw."]
 
     @staticmethod
     def _near_duplicate_pairs(cases) -> list[tuple[int, int, int]]:
