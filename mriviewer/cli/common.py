@@ -12,15 +12,21 @@ from mriviewer.core.errors import MriViewerError
 
 def label_spec(args):
     """The :class:`~mriviewer.data.label_table.LabelSpec` of ``--labels`` and its options, or
-    ``None`` without ``--labels`` (the options without it are an error)."""
+    ``None`` without ``--labels``. ``--label-column`` alone names a column of the dataset's own
+    table (a BIDS ``participants.tsv``): the spec's ``path`` is then ``None``, resolved by
+    :func:`_discover`. The other options without ``--labels`` are an error."""
     from mriviewer.data.label_table import LabelSpec, parse_label_map
 
-    given = [o for o in ("label_column", "id_column", "patient_column", "label_map") if getattr(args, o, None)]
+    given = [o for o in ("id_column", "patient_column", "label_map") if getattr(args, o, None)]
     if not getattr(args, "labels", None):
-        if given or getattr(args, "exclude_label", None):
-            raise MriViewerError(f"--{(given or ['exclude_label'])[0].replace('_', '-')} needs --labels FILE")
-        return None
-    return LabelSpec(Path(args.labels), args.label_column, args.id_column, args.patient_column,
+        if not getattr(args, "label_column", None):
+            if given or getattr(args, "exclude_label", None):
+                raise MriViewerError(f"--{(given or ['exclude_label'])[0].replace('_', '-')} needs --labels FILE")
+            return None
+        path = None
+    else:
+        path = Path(args.labels)
+    return LabelSpec(path, args.label_column, args.id_column, args.patient_column,
                      parse_label_map(args.label_map), tuple(args.exclude_label or ()))
 
 
@@ -56,11 +62,31 @@ def _discover(path, assign: list[str], volume: int = 1, labels=None):
     if labels is not None:
         from mriviewer.data.label_table import apply_labels
 
+        labels = _own_table(ds, labels)
         m = apply_labels(ds, labels)
         counts = ", ".join(f"{k} {n}" for k, n in m.class_counts().items())
         print(f"labels from {labels.path.name}: column {m.label_column!r}, ids in {m.id_column!r} "
               f"(by {m.keyed_by}); {len(m.labels)} of {len(ds.cases)} cases labelled ({counts})", file=sys.stderr)
     return ds
+
+
+def _own_table(ds, labels):
+    """``labels`` with its path: as given, or (``--label-column`` alone) a BIDS dataset's
+    ``participants.tsv``.
+
+    Raises:
+        MriViewerError: no ``--labels`` and the dataset has no table of its own.
+    """
+    import dataclasses
+
+    if labels.path is not None:
+        return labels
+    own = ds.root / "participants.tsv"
+    if ds.layout == "bids" and own.is_file():
+        print(f"labels: --label-column {labels.label_column} of the dataset's {own}", file=sys.stderr)
+        return dataclasses.replace(labels, path=own)
+    raise MriViewerError(f"--label-column {labels.label_column} needs --labels FILE (only a BIDS dataset's "
+                         f"participants.tsv is used without it; {ds.root} is {ds.layout})")
 
 
 def _f(v):

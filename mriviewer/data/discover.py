@@ -10,6 +10,12 @@ Supported layouts (:func:`discover` picks one by looking at the folder):
   (``<id>-{t2f,t1n,t1c,t2w,seg}.nii.gz``); an optional CSV with a case-id column and a label
   column. A folder with BraTS 2018/2019 ``HGG/`` and ``LGG/`` sub-folders of such cases is one
   dataset labelled by the sub-folder (classes ``HGG``, ``LGG``; case ids ``HGG/<case>``).
+* **BIDS** — ``<root>/sub-<label>[/ses-<label>]/anat/sub-<label>[_ses-<label>]_<suffix>.nii.gz``
+  (with ``dataset_description.json``, ``participants.tsv``, ``derivatives/``), or one ``sub-*``
+  folder: one case per subject and session (``sub-01_ses-01``), the subject its patient; suffix
+  ``T1w``/``T2w``/``FLAIR``, ``T1w`` with ``ce-`` is ``T1wCE``; derivative masks and ``dseg``
+  are the segmentation; ``participants.tsv`` columns are offered as labels (layout ``bids``,
+  :mod:`mriviewer.data.layouts.bids`).
 * **2D image folder** — ``<root>/<class name>/*.{jpg,jpeg,png}``; each image is a case with a
   single slice, its class the folder name.
 * **Raw NIfTI export** — one folder holding one NIfTI file per series, named as archives and
@@ -49,6 +55,7 @@ from pathlib import Path
 from mriviewer.core.errors import DatasetError
 from mriviewer.data.cases import DATASET_SETTINGS, IMAGE_MODALITY, Case, Dataset, ModalitySource
 from mriviewer.data.labels import LabelFileError
+from mriviewer.data.layouts.bids import _build_bids, _claims_bids
 from mriviewer.data.layouts.brats import (
     _build_graded,
     _build_nifti_case,
@@ -272,6 +279,7 @@ def _merge(root: Path, parts: list[Dataset], subs: list[tuple[Path, Dataset]],
 
 #: Layout detectors, tried in this order on every folder (see :class:`Layout`).
 LAYOUTS: list[Layout] = [
+    Layout("bids", _claims_bids, _build_bids),
     Layout("rsna-miccai", _claims_rsna_train, _build_rsna_train),
     Layout("rsna-miccai", _claims_rsna, _build_rsna),
     Layout("rsna-miccai", _claims_rsna_case, _build_rsna_case),
