@@ -46,63 +46,97 @@ def iter_case_info(ds, read_headers: bool = True, decode: bool = False):
     """Each case's ``dataset_info`` entry, one at a time (so the command prints as it goes).
 
     By default only headers are read (:func:`~mriviewer.io.readers.describe_source`: NIfTI
-    headers, DICOM tags without pixel data), a few threads at a time: a 1,000-case cohort is
-    described in seconds and nothing is decoded or cached. With ``decode`` a case's series
-    decode together, in parallel worker processes, into a memory-only cache emptied after each
-    case (the pixels are checked; ``info`` neither fills the disk cache nor holds the dataset in
-    memory)."""
-    from concurrent.futures import ThreadPoolExecutor
+    headers, DICOM tags without pixel data), several sources at a time — DICOM series in the
+    worker processes of :mod:`mriviewer.cache.pool` (pydicom's parsing holds the interpreter),
+    NIfTI headers in threads — a bounded window ahead of the output: a 1,000-case cohort is
+    described in seconds, nothing is decoded or cached, memory does not grow with the cohort.
+    With ``decode`` a case's series decode together, in parallel worker processes, into a
+    memory-only cache emptied after each case (the pixels are checked; ``info`` neither fills
+    the disk cache nor holds the dataset in memory)."""
+    if decode and read_headers:
+        from mriviewer.cache.memory import VolumeCache
 
-    if not read_headers or not decode:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            # Submitted a window ahead, consumed in order: output streams and memory stays bounded.
-            window: list = []
-            for case in ds.cases:
-                window.append(pool.submit(_case_entry, ds, case, read_headers, None))
-                if len(window) >= 16:
-                    yield window.pop(0).result()
-            for job in window:
-                yield job.result()
+        cache = VolumeCache(disk=None)
+        for case in ds.cases:
+            present = _present(case)
+            vols = cache.get_many([case.modalities[m] for m in present])
+            yield _case_entry(ds, case, present, [v if isinstance(v, MriViewerError) else v.describe() for v in vols])
+            cache.clear()
         return
-    from mriviewer.cache.memory import VolumeCache
+    if not read_headers:
+        for case in ds.cases:
+            yield _case_entry(ds, case, None, [])
+        return
+    with _header_pool(ds) as pool:
+        window: list = []
+        for case in ds.cases:
+            present = _present(case)
+            window.append((case, present, [pool.submit(_describe_job, case.modalities[m]) for m in present]))
+            if len(window) >= 32:
+                yield _entry_from_jobs(ds, *window.pop(0))
+        for job in window:
+            yield _entry_from_jobs(ds, *job)
 
-    cache = VolumeCache(disk=None)
-    for case in ds.cases:
-        yield _case_entry(ds, case, True, cache)
-        cache.clear()
+
+def _header_pool(ds):
+    """Worker processes when the cohort has DICOM series and two CPUs or more, else threads."""
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import nullcontext
+
+    from mriviewer.cache.pool import decode_pool, default_processes
+
+    dicom = any(s.kind == "dicom" for c in ds.cases for s in c.modalities.values())
+    if dicom and default_processes() >= 2 and len(ds.cases) > 1:
+        return nullcontext(decode_pool())
+    return ThreadPoolExecutor(max_workers=4)
 
 
-def _case_entry(ds, case, read_headers: bool, cache) -> dict:
-    """One case's entry: each modality from its headers (``cache`` is ``None``) or decoded
-    through ``cache``."""
-    from mriviewer.core.volume import MODALITIES
+def _describe_job(src) -> dict | str:
+    """Worker job: :func:`~mriviewer.io.readers.describe_source` of ``src``, or the error's
+    message."""
     from mriviewer.io.readers import describe_source
+
+    try:
+        return describe_source(list(src.files) if src.files else src.path, src.modality, src.volume_index)
+    except MriViewerError as exc:
+        return str(exc)
+
+
+def _entry_from_jobs(ds, case, present: list[str], jobs: list) -> dict:
+    found = []
+    for src, job in zip((case.modalities[m] for m in present), jobs, strict=True):
+        try:
+            got = job.result()
+        except Exception as exc:  # noqa: BLE001 — a worker died: say so for this source
+            got = f"{src.path}: {type(exc).__name__}: {exc}"
+        found.append(MriViewerError(got) if isinstance(got, str) else got)
+    return _case_entry(ds, case, present, found)
+
+
+def _present(case) -> list[str]:
+    """The case's modalities to describe: the standard four first (3D cases), then the rest."""
+    from mriviewer.core.volume import MODALITIES
+
+    names = list(MODALITIES) if not case.is_2d else []
+    return [m for m in names + [m for m in case.modalities if m not in names] if m in case.modalities]
+
+
+def _case_entry(ds, case, present: list[str] | None, found: list) -> dict:
+    """One case's entry from the descriptions ``found`` of its ``present`` modalities (dicts or
+    errors); ``present`` ``None``: paths only (``--no-headers``)."""
+    from mriviewer.core.volume import MODALITIES
 
     names = list(MODALITIES) if not case.is_2d else []
     names += [m for m in case.modalities if m not in names]
     errors = list(case.errors)
-    present = [m for m in names if m in case.modalities]
-    if not read_headers:
-        loaded: list = []
-    elif cache is not None:
-        loaded = [v if isinstance(v, MriViewerError) else v.describe()
-                  for v in cache.get_many([case.modalities[m] for m in present])]
-    else:
-        loaded = []
-        for m in present:
-            src = case.modalities[m]
-            try:
-                loaded.append(describe_source(list(src.files) if src.files else src.path, m, src.volume_index))
-            except MriViewerError as exc:
-                loaded.append(exc)
     mods: dict = {}
     for m in names:
         src = case.modalities.get(m)
         if src is None:
             mods[m] = None
-        elif not read_headers:
+        elif present is None:
             mods[m] = {"path": str(src.path)}
-        elif isinstance(desc := loaded[present.index(m)], MriViewerError):
+        elif isinstance(desc := found[present.index(m)], MriViewerError):
             mods[m] = {"path": str(src.path), "error": str(desc)}
             errors.append(str(desc))
         else:
