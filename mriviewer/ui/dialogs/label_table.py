@@ -59,7 +59,18 @@ class LabelTableDialog(QtWidgets.QDialog):
             combo.currentIndexChanged.connect(self.refresh)
         for edit in (self.label_map, self.exclude):
             edit.editingFinished.connect(self.refresh)
-        self.refresh()
+        own = self._own_table()
+        if own is not None:
+            self.set_path(own)
+        else:
+            self.refresh()
+
+    def _own_table(self) -> Path | None:
+        """A BIDS dataset's ``participants.tsv``, offered first (its columns are the labels)."""
+        ds = self.model.dataset
+        if ds is not None and ds.layout == "bids" and (ds.root / "participants.tsv").is_file():
+            return ds.root / "participants.tsv"
+        return None
 
     def _browse(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
