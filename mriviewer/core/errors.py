@@ -56,3 +56,8 @@ class ConfigError(MriViewerError):
     def __reduce__(self):
         """Pickle with the key (errors cross process boundaries: workers, torchrun)."""
         return type(self), (str(self), self.key)
+
+
+class Cancelled(Exception):  # noqa: N818  (a request, not an error)
+    """The user cancelled long work (discovery of a large folder, …): nothing is wrong with the
+    input, and nothing partial is kept."""

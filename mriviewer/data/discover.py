@@ -81,7 +81,7 @@ from mriviewer.data.layouts.rsna import (
     _claims_rsna_case,
     _claims_rsna_train,
 )
-from mriviewer.data.listing import _AUX_SUFFIXES, FolderListing
+from mriviewer.data.listing import _AUX_SUFFIXES, FolderListing, discovery_session
 from mriviewer.data.modality import guess_modality
 from mriviewer.data.patients import assign_patients
 from mriviewer.io.dicom.scan import is_dicom_file
@@ -89,8 +89,12 @@ from mriviewer.io.paths import IMAGE_SUFFIXES, is_nifti
 
 
 # ---------------------------------------------------------------------------- discovery
-def discover(path: str | Path) -> Dataset:
+def discover(path: str | Path, progress: Callable[[int, Path], None] | None = None) -> Dataset:
     """Find the cases under ``path`` (a dataset folder, a case, a series folder or a file).
+
+    ``progress(folders_read, folder)`` is called as each folder is read (from the calling
+    thread); it may raise :class:`~mriviewer.core.errors.Cancelled` to stop, which ``discover``
+    lets through (nothing partial is returned). The GUI shows it and offers Cancel.
 
     Every folder is judged on its own: the :data:`LAYOUTS` are tried in order on the folder's
     entries, each claiming the entries it understands; what no layout claims is looked at again
@@ -110,7 +114,8 @@ def discover(path: str | Path) -> Dataset:
             a FIFO, a socket), or holds nothing mriviewer can read; or its label file is
             unusable (see :func:`read_label_table`).
     """
-    ds = assign_patients(_discover(Path(path).expanduser()))
+    with discovery_session(progress):
+        ds = assign_patients(_discover(Path(path).expanduser()))
     for folder in (ds.root, ds.root.parent):
         f = folder / DATASET_SETTINGS
         if os.path.isfile(f):

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dataclasses
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +41,26 @@ class FolderListing:
 
     @classmethod
     def read(cls, folder: Path, depth: int = 0) -> FolderListing:
-        """List ``folder``.
+        """List ``folder`` (once per :func:`discovery_session`: the layouts judging a folder and
+        its parent share one read; the session's progress callback hears of each folder).
 
         Raises:
             DatasetError: the folder cannot be listed (permission, I/O error); names it.
         """
+        session = _SESSION.get()
+        if session is None:
+            return cls._scan(Path(folder), depth)
+        key = Path(folder)
+        got = session.listings.get(key)
+        if got is None:
+            if session.progress is not None:
+                session.progress(len(session.listings) + 1, key)
+            got = session.listings[key] = cls._scan(key, depth)
+        return dataclasses.replace(got, dirs=list(got.dirs), files=list(got.files), sizes=dict(got.sizes),
+                                   problems=list(got.problems), depth=depth)
+
+    @classmethod
+    def _scan(cls, folder: Path, depth: int) -> FolderListing:
         from mriviewer.io.paths import path_kind
 
         out = cls(Path(folder), depth=depth)
@@ -84,6 +103,28 @@ class FolderListing:
 
     def image_files(self) -> list[Path]:
         return [f for f in self.files if f.suffix.lower() in IMAGE_SUFFIXES]
+
+
+@dataclass
+class _Session:
+    listings: dict[Path, FolderListing] = field(default_factory=dict)
+    progress: Callable[[int, Path], None] | None = None
+
+
+#: The discovery running in this thread (a context variable: threads do not share it).
+_SESSION: contextvars.ContextVar[_Session | None] = contextvars.ContextVar("discovery_session", default=None)
+
+
+@contextlib.contextmanager
+def discovery_session(progress: Callable[[int, Path], None] | None = None) -> Iterator[None]:
+    """Within the block, each folder is listed once (:meth:`FolderListing.read` memoised) and
+    ``progress(folders_read, folder)`` is called as each is first read; the callback may raise
+    :class:`~mriviewer.core.errors.Cancelled` to stop the discovery."""
+    token = _SESSION.set(_Session(progress=progress))
+    try:
+        yield
+    finally:
+        _SESSION.reset(token)
 
 
 def _isdir(p: Path) -> bool:
