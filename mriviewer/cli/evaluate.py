@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from mriviewer.cli.common import _discover, _f, _predict_all, label_spec
@@ -21,28 +22,39 @@ def _cmd_predict(args) -> int:
     if not preds:
         raise MriViewerError(f"{', '.join(args.data)}: no case could be predicted")
     by_id = {c.case_id: c for c in ds.cases}
-    write_predictions_csv(preds, predictor.class_names, args.out, ds, role=lambda cid: predictor.role_of(by_id[cid]))
-    roles = {}
-    for p in preds:
-        r = predictor.role_of(by_id[p.case_id])
-        roles[r] = roles.get(r, 0) + 1
+    roles = {p.case_id: predictor.role_of(by_id[p.case_id], ds) for p in preds}
+    write_predictions_csv(preds, predictor.class_names, args.out, ds, role=roles.get)
+    counts = Counter(roles.values())
     print(f"{len(preds)} predictions written to {args.out} (split: "
-          + ", ".join(f"{k} {v}" for k, v in roles.items()) + ")", file=sys.stderr)
-    if roles.get("train") or roles.get("validation"):
+          + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")", file=sys.stderr)
+    if counts.get("train") or counts.get("validation"):
         print("note: cases marked train/validation were used to fit or choose this model; "
               "only test and external rows measure it", file=sys.stderr)
+    if counts.get("train-patient") or counts.get("validation-patient"):
+        print("note: cases marked train-patient/validation-patient are other studies of patients used to fit or "
+              "choose this model; they do not measure it on new patients", file=sys.stderr)
     return 0
 
 
 def _cmd_evaluate(args) -> int:
     """Metrics of a checkpoint on a labelled set, as ``metrics.json``'s ``"test"``: classes are
-    matched by name; cases the model was trained or selected on are left out unless asked."""
+    matched by name; cases the model was trained or selected on, and other studies of their
+    patients (:meth:`~mriviewer.ml.predict.Predictor.seen_by`), are left out unless asked, each
+    said once with its count. ``metrics.json``'s ``"roles"`` counts the scored cases by role and
+    ``"external"`` says whether all were external; the run's own test cases are "Test", never
+    "External test".
+
+    Raises:
+        MriViewerError: no labels, or no case could be predicted; CheckpointError: the checkpoint
+            cannot be read or lacks the data's modalities.
+    """
     import numpy as np
 
     from mriviewer.core.files import write_json
     from mriviewer.ml.metrics import classification_metrics
     from mriviewer.ml.metrics_text import format_metrics
     from mriviewer.ml.predict import Predictor
+    from mriviewer.ml.seen import left_out_messages
     from mriviewer.reporting.predictions_csv import write_predictions_csv
 
     predictor = Predictor.load(args.checkpoint, args.device)
@@ -57,12 +69,10 @@ def _cmd_evaluate(args) -> int:
         skipped = [c for c in labelled if ds.class_names[c.label] in unknown]
         labelled = [c for c in labelled if ds.class_names[c.label] not in unknown]
         warnings.append(f"classes not known to the model, {len(skipped)} case(s) left out: {', '.join(unknown)}")
-    seen = {c.case_id for c in labelled if predictor.role_of(c) in ("train", "validation")}
-    if seen and not args.include_seen:
-        labelled = [c for c in labelled if c.case_id not in seen]
-        warnings.append(f"{len(seen)} case(s) the model was trained or selected on were left out")
-    elif seen:
-        warnings.append(f"{len(seen)} case(s) the model was trained or selected on are included: the figures flatter it")
+    seen = {c.case_id: predictor.seen_by(c, ds) for c in labelled}
+    warnings += left_out_messages(seen, included=args.include_seen)
+    if not args.include_seen:
+        labelled = [c for c in labelled if not seen[c.case_id].trained]
     sub = type(ds)(ds.root, ds.layout, labelled, ds.class_names, ds.label_source, ds.warnings, ds.patient_ids)
     preds = _predict_all(predictor, sub, args.allow_missing_modality)
     if not preds:
@@ -73,11 +83,12 @@ def _cmd_evaluate(args) -> int:
     m["warnings"] = warnings + m["warnings"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "metrics.json", {"test": m, "external": True, "checkpoint": str(args.checkpoint),
-                                      "data": [str(d) for d in args.data], "warnings": m["warnings"]})
-    by_id = {c.case_id: c for c in ds.cases}
-    write_predictions_csv(preds, names, out / "predictions.csv", ds, role=lambda cid: predictor.role_of(by_id[cid]))
-    print(format_metrics(m, title="External test"), file=sys.stderr)
+    roles = Counter(seen[p.case_id].role for p in preds)
+    write_json(out / "metrics.json", {"test": m, "external": set(roles) == {"external"}, "roles": dict(roles),
+                                      "checkpoint": str(args.checkpoint), "data": [str(d) for d in args.data],
+                                      "warnings": m["warnings"]})
+    write_predictions_csv(preds, names, out / "predictions.csv", ds, role=lambda cid: seen[cid].role)
+    print(format_metrics(m, title=_evaluation_title(roles)), file=sys.stderr)
     print(json.dumps({"metrics": str(out / "metrics.json"), "auc": _f(m.get("auc")), "n_cases": m["n_cases"]}))
     return 0
 
@@ -92,6 +103,7 @@ def _cmd_cam_check(args) -> int:
     from mriviewer.data.cases import ModalitySource
     from mriviewer.ml.camcheck import score_case, summarise
     from mriviewer.ml.predict import Predictor, head_mask
+    from mriviewer.ml.seen import TRAINED_ROLES
 
     predictor = Predictor.load(args.checkpoint, args.device)
     ds = _discover(args.data, args.assign, args.volume, label_spec(args))
@@ -126,7 +138,7 @@ def _cmd_cam_check(args) -> int:
             print(f"case {case.case_id} skipped: {exc}", file=sys.stderr)
             continue
         s["case_id"] = case.case_id
-        s["role"] = predictor.role_of(case)
+        s["role"] = predictor.role_of(case, ds)
         rows.append(s)
         print(f"{case.case_id:<30} {s['role']:<10} hit {round(s['hit'], 2)}  "
               f"energy_in_mask {s['energy_in_mask']:.3f}  chance {s['baseline_hit']:.3f}"
@@ -149,11 +161,24 @@ def _cmd_cam_check(args) -> int:
     if summary["empty_maps"]:
         print(f"warning: {summary['empty_maps']} of {summary['n_cases']} Grad-CAM maps are empty (no positive "
               "evidence for the class at the layer read); they count as misses", file=sys.stderr)
-    if any(r["role"] in ("train", "validation") for r in rows):
-        print("note: some scored cases were used to train or choose the model", file=sys.stderr)
+    if any(r["role"] in TRAINED_ROLES for r in rows):
+        print("note: some scored cases (or their patients) were used to train or choose the model", file=sys.stderr)
     print(f"pointing_game={summary['pointing_game']:.3f} baseline={summary['baseline']:.3f} "
           f"energy_in_mask={np.nan_to_num(summary['energy_in_mask']):.3f}")
     return 0
+
+
+def _evaluation_title(roles: Counter) -> str:
+    """The heading of ``evaluate``'s figures for the roles of the scored cases: "External test"
+    only when none was in the checkpoint's split; the run's own test cases stay "Test"."""
+    kinds = set(roles)
+    if kinds == {"external"}:
+        return "External test"
+    if kinds == {"test"}:
+        return "Test (the run's own test cases)"
+    if kinds <= {"test", "external"}:
+        return f"Test ({roles['test']} of the run's own test cases, {roles['external']} external)"
+    return "Evaluation (includes cases the model was trained or selected on, or their patients)"
 
 
 def _model_quality_note(test: dict | None) -> str | None:

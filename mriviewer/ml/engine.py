@@ -18,7 +18,9 @@ Evaluation cannot flatter by construction (:mod:`.splits`): **train** fits the w
 ReduceLROnPlateau, and **test** — never seen before the end — gives the only reported numbers
 (:func:`~.metrics.classification_metrics`, bootstrap 95 % intervals, warnings). Cross-validation
 (``folds`` ≥ 2) makes every fold the test set once; ``"test"`` is then computed on the pooled
-out-of-fold predictions, ``"folds"`` holds each fold's and ``"summary"`` their mean ± sd.
+out-of-fold predictions, ``"folds"`` holds each fold's and ``"summary"`` their mean ± sd. The
+recorded split names each role's cases by id, files, content and patient (hashed; :mod:`.seen`),
+and a warm start warns of test cases whose files, content or patient the source model saw.
 
 Outputs in ``out_dir`` (rank 0 only under ``torchrun``): ``best.pt`` (:mod:`.checkpoint`; for
 CV the fold with the best *validation* score, folds in ``fold-k/best.pt``), ``config.json``,

@@ -124,8 +124,7 @@ class Predictor:
         self._cam = None
         self._cam_shape = None
         self._cam_layer = ""
-        self._roles: dict | None = None
-        self._fingerprints: dict = {}  # (case identity, "content") → content fingerprint, computed once
+        self._seen = None  # the checkpoint's split as a SeenIndex, built on first use
         # The GUI predicts all cases in one worker while another computes Grad-CAM: the model
         # (and MONAI's hooks on it) serve one of them at a time.
         self._lock = threading.Lock()
@@ -155,35 +154,34 @@ class Predictor:
         """The reported (test) metrics, or ``None``."""
         return self.metrics.get("test") or None
 
-    def role_of(self, case) -> str:
-        """``"train"``, ``"validation"``, ``"test"`` (the checkpoint's recorded split) or
-        ``"external"`` for a case the run never saw.
+    def seen_by(self, case, dataset=None):
+        """Whether the run that wrote this checkpoint saw ``case``, and how: a
+        :class:`~.seen.Seen` ``(role, how)`` from the checkpoint's recorded split
+        (:class:`~.seen.SeenIndex`, built once).
 
-        ``case`` is a :class:`Case` or a case id. A case is matched by its files
+        ``role`` is ``"train"``, ``"validation"`` or ``"test"`` for a case of the split,
+        ``"train-patient"`` / ``"validation-patient"`` for another study of a patient in train /
+        validation (its files and content are new, its patient is not: no external test), else
+        ``"external"``. ``case`` is a :class:`Case` or a case id. A case is matched by its files
         (:func:`~mriviewer.data.cases.case_identity`: the same files at the same paths), then by
         its content (:func:`~mriviewer.data.cases.content_fingerprint`: a copy elsewhere is still
         seen) when the checkpoint records fingerprints — and then never by its id alone: another
         dataset's case ``00001`` is not this run's ``00001``. Checkpoints without fingerprints
-        (older runs) fall back to the id. A bare id matches by id.
+        (older runs) fall back to the id; a bare id matches by id. Then by its patient, where the
+        checkpoint records patients: a DICOM PatientID in any dataset, an id read from the
+        layout or names only in ``dataset`` when it is the trained folder or a copy of it
+        (:mod:`~.seen`); without ``dataset`` only the DICOM PatientID. Raises nothing.
         """
-        from mriviewer.data.cases import case_identity, content_fingerprint
+        if self._seen is None:
+            from mriviewer.ml.seen import SeenIndex
 
-        split = self.checkpoint.get("split", {})
-        if self._roles is None:
-            self._roles = {}
-            for role in ("test", "validation", "train"):  # train wins if a bug ever put one in two
-                self._roles.update({("id", i): role for i in split.get(role, [])})
-                self._roles.update({("key", k): role for k in split.get("identities", {}).get(role, [])})
-                self._roles.update({("content", k): role for k in split.get("fingerprints", {}).get(role, []) if k})
-        if not isinstance(case, Case):
-            return self._roles.get(("id", case), "external")
-        role = self._roles.get(("key", case_identity(case))) if case.modalities else None
-        if role is None and case.modalities and "fingerprints" in split:
-            key = (case_identity(case), "content")
-            if key not in self._fingerprints:
-                self._fingerprints[key] = content_fingerprint(case)
-            return self._roles.get(("content", self._fingerprints[key]), "external")
-        return role or self._roles.get(("id", case.case_id), "external")
+            self._seen = SeenIndex(self.checkpoint.get("split", {}))
+        return self._seen.seen_by(case, dataset)
+
+    def role_of(self, case, dataset=None) -> str:
+        """The role of :meth:`seen_by`: ``"train"``, ``"validation"``, ``"test"``,
+        ``"train-patient"``, ``"validation-patient"`` or ``"external"``. Raises nothing."""
+        return self.seen_by(case, dataset).role
 
     def check_modalities(self, available: list[str], allow_missing: bool = False) -> list[str]:
         """The model's modalities absent from ``available`` (a dataset's); with some missing

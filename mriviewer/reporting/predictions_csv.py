@@ -16,7 +16,9 @@ def write_predictions_csv(predictions: Iterable, class_names: list[str], out: st
     p_<class>…`` rows, atomically.
 
     ``split`` is ``role(case_id)`` — train / validation / test from the checkpoint's recorded
-    split, or external — so nobody mixes training cases into an evaluation by accident.
+    split; train-patient / validation-patient for another study of a patient in train /
+    validation (:data:`mriviewer.ml.seen.PATIENT_ROLES`: new files, but no new patient); or
+    external — so nobody mixes training cases, or their patients, into an evaluation by accident.
     ``true_label`` is the class name when known, else empty. Text cells starting with
     ``= + - @`` are escaped (:func:`~mriviewer.core.files.csv_text`). Returns ``out``.
 

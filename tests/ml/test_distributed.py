@@ -282,7 +282,7 @@ def test_torchrun_module_cross_validation(phantoms, tmp_path):
     run = _torchrun(tmp_path, ["-m", "mriviewer", "train", "--data", str(phantoms), *TRAIN_ARGS, "--epochs", "3",
                                 "--set", "early_stopping=1", "--folds", "2", "--out", str(out)])
     metrics = _check_result(run, out)
-    assert "Prepared 24 cases." in run[2]
+    assert "Prepared 24 cases (" in run[2]
     assert [f["name"] for f in metrics["folds"]] == ["fold 1", "fold 2"]
     assert metrics["test"]["n_cases"] == 24  # pooled out-of-fold predictions
     for k in (1, 2):
