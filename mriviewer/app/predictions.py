@@ -69,7 +69,7 @@ class PredictionsMixin:
         if self.predictor is None:
             return ""
         try:
-            return self.predictor.role_of(case)
+            return self.predictor.role_of(case, self.dataset)
         except Exception:  # noqa: BLE001 - a damaged split record must not hide the row
             return "?"
 

@@ -125,7 +125,8 @@ def export_reports(predictor, dataset: Dataset, out_dir: str | Path, case_ids: I
         by_id = {c.case_id: c for c in cases}
         summary.predictions_csv = write_predictions_csv(
             preds, predictor.class_names, out_dir / PREDICTIONS_CSV, dataset,
-            role=lambda cid: predictor.role_of(by_id.get(cid, cid)))
+            role=lambda cid: predictor.role_of(by_id.get(cid, cid), dataset) if cid in by_id
+            else predictor.role_of(cid))
     return summary
 
 

@@ -219,7 +219,7 @@ def build_report_inputs(predictor, case: Case, loader, cursor=None, prediction=N
             notes.append(f"segmentation not shown: {exc}")
     role = ""
     if hasattr(predictor, "role_of"):
-        role = predictor.role_of(case)
+        role = predictor.role_of(case, dataset) if isinstance(dataset, Dataset) else predictor.role_of(case)
     return ReportInputs(
         case=case, volume=volume, cursor=tuple(int(v) for v in cursor), prediction=prediction, cam=cam,
         model_name=predictor.config.model, checkpoint=predictor.path, metrics=predictor.metrics,

@@ -43,6 +43,10 @@ _ROLE_TEXT = {
     "validation": "validation: used to choose this model's epoch, so its prediction is optimistic",
     "train": "train: the model was fitted on this case, so its prediction says nothing about performance",
     "external": "external: not part of this model's training data",
+    "train-patient": "another study of a trained patient: the model was fitted on this patient's other "
+                     "scans, so its prediction says little about performance",
+    "validation-patient": "another study of a validation patient: this patient's other scans chose the "
+                          "model's epoch, so its prediction is optimistic",
 }
 
 
@@ -104,6 +108,9 @@ def _prediction_section(inputs: ReportInputs, st, width) -> list:
         out.append(Paragraph(f"Known label (from the dataset): {_t(inputs.class_names[label])}", st["body"]))
     if inputs.role in ("train", "validation"):
         out.append(Paragraph(_t(f"Warning: this case was in the model's {inputs.role} set — "
+                                f"{_ROLE_TEXT[inputs.role].split(': ', 1)[1]}."), st["warn"]))
+    elif inputs.role in ("train-patient", "validation-patient"):
+        out.append(Paragraph(_t(f"Warning: this case is {_ROLE_TEXT[inputs.role].split(': ', 1)[0]} — "
                                 f"{_ROLE_TEXT[inputs.role].split(': ', 1)[1]}."), st["warn"]))
     out.append(Paragraph("A model output for research, not a finding: it is only as good as the test figures "
                          "below, on data like the training data.", st["small"]))
