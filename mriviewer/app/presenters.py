@@ -8,6 +8,7 @@ reads is tested without a window; :mod:`mriviewer.ui` only puts these strings in
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ from pathlib import Path
 from mriviewer.core.volume import MODALITIES
 
 __all__ = [
-    "CASE_COLUMNS", "CaseRow", "case_row", "class_prefix", "short_class", "dataset_summary",
+    "CASE_COLUMNS", "CaseRow", "case_row", "patient_of", "patient_cases", "patient_order", "patient_tooltip",
+    "patient_sort_key", "id_affixes", "short_ids", "MIN_AFFIX", "class_prefix", "short_class", "dataset_summary",
     "checkpoint_summary", "prediction_text", "NO_MODEL", "case_title", "modality_items", "GRID_ITEMS",
     "cam_class_items", "cam_caption", "status_readout", "readout_html", "legend_html", "colorbar_caption",
     "loaded_text", "training_start_log",
@@ -23,7 +25,7 @@ __all__ = [
 ]
 
 #: Columns of the case browser, in order.
-CASE_COLUMNS = ("Case", "Label", "Prediction", "P", "Split", "Modalities", "Errors")
+CASE_COLUMNS = ("Case", "Patient", "Label", "Prediction", "P", "Split", "Modalities", "Errors")
 _SHORT = {"FLAIR": "FL", "T1w": "T1", "T1wCE": "T1c", "T2w": "T2"}
 
 #: What the prediction box says with no model loaded.
@@ -37,8 +39,10 @@ GRID_ITEMS: tuple[tuple[str, str], ...] = (
 # ---------------------------------------------------------------------------- case browser
 @dataclass
 class CaseRow:
-    """One row of the case browser (see :data:`CASE_COLUMNS`); ``probability`` is that of the
-    predicted class, ``None`` before prediction; ``tooltip`` explains modalities and errors."""
+    """One row of the case browser (see :data:`CASE_COLUMNS`); ``patient`` is the patient's id,
+    ``""`` when the case is its own patient; ``probability`` is that of the predicted class,
+    ``None`` before prediction; ``tooltip`` explains modalities and errors, ``patient_tip`` the
+    patient's cases."""
 
     case_id: str
     label: str
@@ -48,11 +52,57 @@ class CaseRow:
     modalities: str
     errors: str
     tooltip: str
+    patient: str = ""
+    patient_tip: str = ""
 
     def values(self) -> tuple:
         """The cells' texts, in :data:`CASE_COLUMNS` order."""
         p = "" if self.probability is None else f"{self.probability:.2f}"
-        return (self.case_id, self.label, self.prediction, p, self.split, self.modalities, self.errors)
+        return (self.case_id, self.patient, self.label, self.prediction, p, self.split, self.modalities, self.errors)
+
+
+def patient_of(case) -> str:
+    """The patient column's text: the case's patient id, ``""`` when the case is its own patient
+    (no patient id, or the case id itself)."""
+    pid = case.patient_id
+    return pid if pid and pid != case.case_id else ""
+
+
+def _patient_key(case) -> str:
+    return case.patient_id or case.case_id
+
+
+def patient_cases(cases) -> dict[str, list[str]]:
+    """Patient → the ids of its cases (studies, sessions, time points), in ``cases``' order; a
+    case without a patient id is its own patient."""
+    out: dict[str, list[str]] = {}
+    for c in cases:
+        out.setdefault(_patient_key(c), []).append(c.case_id)
+    return out
+
+
+def patient_order(cases) -> list:
+    """``cases`` with each patient's cases together: patients in the order their first case
+    comes, a patient's cases in their own order (a dataset in folder order is unchanged)."""
+    groups: dict[str, list] = {}
+    for c in cases:
+        groups.setdefault(_patient_key(c), []).append(c)
+    return [c for group in groups.values() for c in group]
+
+
+def patient_tooltip(patient: str, case_ids: list[str], shown: int = 8) -> str:
+    """The patient cell's tooltip: how many cases (studies, sessions, time points) the patient
+    has, and which."""
+    n = len(case_ids)
+    what = "case (study, session or time point)" if n == 1 else "cases (studies, sessions or time points)"
+    listed = ", ".join(case_ids[:shown]) + (f", … ({n - shown} more)" if n > shown else "")
+    return f"Patient {patient}: {n} {what} in this dataset: {listed}"
+
+
+def patient_sort_key(row: CaseRow) -> str:
+    """The Patient column's sort key: the patient (the case itself when it is its own), then
+    the case, so a patient's cases stay together in either direction."""
+    return f"{row.patient or row.case_id}\x00{row.case_id}"
 
 
 def _modalities_cell(case) -> tuple[str, str]:
@@ -69,8 +119,10 @@ def _modalities_cell(case) -> tuple[str, str]:
     return mods, tip
 
 
-def case_row(model, case) -> CaseRow:
-    """The browser row of ``case`` in the :class:`~mriviewer.app.model.AppModel` ``model``."""
+def case_row(model, case, patients: Mapping[str, list[str]] | None = None) -> CaseRow:
+    """The browser row of ``case`` in the :class:`~mriviewer.app.model.AppModel` ``model``;
+    ``patients`` is :func:`patient_cases` of the dataset (computed when not given: pass it when
+    making every row)."""
     ds = model.dataset
     truth = ds.label_name(case) if ds is not None else None
     label = short_class(model, truth) or "—"
@@ -80,14 +132,66 @@ def case_row(model, case) -> CaseRow:
     errors = list(case.errors) + ([f"not predicted: {err}"] if err else [])
     tooltip = [tip] + errors + ([f"predicted: {pred.class_name}"] if pred is not None else []) \
         + ([f"label: {truth}"] if truth else [])
+    patient = patient_of(case)
+    patient_tip = ""
+    if patient:
+        if patients is None:
+            patients = patient_cases(model.cases)
+        patient_tip = patient_tooltip(patient, patients.get(patient, [case.case_id]))
     return CaseRow(
         case_id=case.case_id, label=label,
         prediction=short_class(model, pred.class_name) if pred is not None else ("not predicted" if err else ""),
         probability=pred.probability if pred is not None else None,
         split=model.split_of(case), modalities=mods,
         errors=str(len(errors)) if errors else "",
-        tooltip="\n".join(tooltip).strip(),
+        tooltip="\n".join(tooltip).strip(), patient=patient, patient_tip=patient_tip,
     )
+
+
+#: Shared parts of ids shorter than this are left in (an ellipsis is about as wide).
+MIN_AFFIX = 3
+
+
+def _kind(ch: str) -> int:
+    return 0 if ch.isalpha() else 1 if ch.isdigit() else 2
+
+
+def _token_prefix(texts: list[str]) -> str:
+    """The longest prefix of every text that ends at a token boundary (after a separator, or
+    between letters and digits) and leaves each text something."""
+    common = os.path.commonprefix(texts)
+    for i in range(min(len(common), min(map(len, texts)) - 1), 0, -1):
+        if _kind(common[i - 1]) == 2 or all(_kind(t[i]) not in (2, _kind(common[i - 1])) for t in texts):
+            return common[:i]
+    return ""
+
+
+def id_affixes(ids) -> tuple[str, str]:
+    """``(prefix, suffix)`` every one of ``ids`` shares, cut at token boundaries
+    (``"BraTS-GLI-"``, ``"-000"`` for ``BraTS-GLI-00001-000``, ``BraTS-GLI-00002-000``…), each
+    ``""`` when shorter than :data:`MIN_AFFIX`. What is left of an id tells it from the others."""
+    texts = [t for t in dict.fromkeys(ids) if t]
+    if len(texts) < 2:
+        return "", ""
+    prefix = _token_prefix(texts)
+    prefix = prefix if len(prefix) >= MIN_AFFIX else ""
+    rest = [t[len(prefix):] for t in texts]
+    suffix = _token_prefix([r[::-1] for r in rest])[::-1]
+    return prefix, suffix if len(suffix) >= MIN_AFFIX else ""
+
+
+def short_ids(text: str, affixes: tuple[str, str]) -> list[str]:
+    """Shorter forms of ``text`` for a narrow column, longest first: without the shared prefix
+    (``"…00001-000"``), then without the shared suffix as well (``"…00001…"``); the part that
+    tells the ids apart always stays. Empty when nothing is shared."""
+    prefix, suffix = affixes
+    out, core, lead = [], text, ""
+    if prefix and text.startswith(prefix) and len(text) > len(prefix):
+        core, lead = text[len(prefix):], "…"
+        out.append(lead + core)
+    if suffix and core.endswith(suffix) and len(core) > len(suffix):
+        out.append(lead + core[: -len(suffix)] + "…")
+    return out
 
 
 def class_prefix(model) -> str:

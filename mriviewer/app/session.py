@@ -13,9 +13,12 @@ changed, and the callbacks apply it, so a case or a model is never changed from 
 
 Requests follow "the latest wins": a load, a Grad-CAM or a prediction run superseded by a newer
 one (another case, model or class chosen meanwhile) never shows its result, though a map it
-computed is kept in the model's per-class cache. :meth:`Session.cancel` cancels work: a
-generator stops before its next item, and no result of a cancelled job is applied;
-:meth:`Session.shutdown` (quitting) also stops a training run.
+computed is kept in the model's per-class cache. A new selection cancels the loads before it (a
+queued one never starts, a running one stops after its current files: :class:`DecodeLane`).
+Once a case is shown, the next in the browser's order (:attr:`Session.case_order`; the previous,
+going backwards) is decoded into the cache; moving elsewhere cancels that, moving to it waits.
+:meth:`Session.cancel` cancels work: a generator stops before its next item, and no result of a
+cancelled job is applied; :meth:`Session.shutdown` (quitting) also stops a training run.
 
 Signals:
 
@@ -36,7 +39,6 @@ Signals:
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -44,16 +46,8 @@ from pathlib import Path
 import numpy as np
 from psygnal import Signal
 
-from mriviewer.app import presenters
-from mriviewer.app.work import (
-    Job,
-    LoadedCase,
-    Runner,
-    load_on_grid,
-    run_now,
-    snapshot,
-    until_cancelled,
-)
+from mriviewer.app import presenters, work
+from mriviewer.app.work import DecodeLane, Job, LoadedCase, Runner, load_on_grid, run_now, snapshot
 from mriviewer.core.errors import MriViewerError
 
 log = logging.getLogger(__name__)
@@ -77,6 +71,8 @@ class Session:
         cam_caption: the line about the shown case's Grad-CAM.
         wanted_modality: the modality asked for the selected case (shown once loaded).
         closed: :meth:`shutdown` was called; nothing new starts.
+        case_order: the case ids in the browser's order, for the prefetch (``None``: the dataset's).
+        prefetch: decode the next case once one is shown (default true).
     """
 
     status = Signal(bool, str)
@@ -101,6 +97,9 @@ class Session:
         self._load_token = 0
         self._cam_token = 0
         self._warned: set[str] = set()
+        self.case_order: Callable[[], list[str]] | None = None
+        self.prefetch = True
+        self._lane = DecodeLane()
         if bind:
             self.bind()
 
@@ -115,12 +114,13 @@ class Session:
         self.state.on("grid", self.reload)
 
     # ------------------------------------------------------------------ jobs
-    def _start(self, kind: str, func: Callable, *args, on_yield=None, on_return=None, on_error=None,
-               replace: bool = False, stoppable: bool = True, cancel: Callable | None = None, **kwargs) -> Job | None:
+    def _start(self, kind: str, func: Callable, *args, on_yield=None, on_return=None, on_error=None, replace: bool = False,
+               stoppable: bool = True, cancel: Callable | None = None, on_end=None, **kwargs) -> Job | None:
         """Run ``func`` through the runner as a :class:`Job` of ``kind``; ``replace`` cancels the
         running jobs of that kind first. Callbacks of a cancelled job are dropped. A generator
-        function stops at its next item once cancelled unless ``stoppable`` is false; ``cancel``
-        is called as well (e.g. ``Trainer.stop``) when the runner stops the job."""
+        function stops at its next item once cancelled unless ``stoppable`` is false, a plain
+        one does not start once cancelled; ``cancel`` is called as well (e.g. ``Trainer.stop``)
+        when the runner stops the job; ``on_end(job)`` once it ends, cancelled or not."""
         if self.closed:
             return None
         if replace:
@@ -132,18 +132,21 @@ class Session:
             def call(*a):
                 if ends:
                     self._jobs.discard(job)
+                    job.finished = True
+                    if on_end is not None:
+                        on_end(job)
                 if callback is not None and not job.cancelled and not self.closed:
                     callback(*a)
             return call
 
-        work = until_cancelled(func, job) if stoppable and inspect.isgeneratorfunction(func) else func
+        run = work.as_job(func, job, stoppable)
 
         def stop() -> None:
             job.cancel()
             if cancel is not None:
                 cancel()
 
-        self._run(work, *args, on_yield=live(on_yield, False) if on_yield is not None else None,
+        self._run(run, *args, on_yield=live(on_yield, False) if on_yield is not None else None,
                   on_return=live(on_return, True), on_error=live(on_error, True), cancel=stop, **kwargs)
         return job
 
@@ -176,6 +179,9 @@ class Session:
     # ------------------------------------------------------------------ model events
     def _dataset_changed(self) -> None:
         self._load_token += 1  # a load of the previous dataset's case must not show
+        self.cancel("load")
+        self.cancel("prefetch")
+        self._lane.drop()
         self.state.clear()
         if self.model.predictor is not None:
             self.predict_all()
@@ -239,16 +245,37 @@ class Session:
 
     def load_case(self, case, modality: str) -> Job | None:
         """Load every modality of ``case`` in the background on the grid of ``state.grid`` and
-        show ``modality``; a later load supersedes this one."""
+        show ``modality``. Earlier loads are cancelled, and a prefetch of another case; it starts
+        when the :class:`DecodeLane` lets it (``None`` is returned until then)."""
         self.wanted_modality = modality
         self._load_token += 1
         token = self._load_token
         self._status(True, f"Loading {case.case_id}…")
         snap = snapshot(case)
         n_errors = len(snap.errors)
-        return self._start("load", load_on_grid, snap, modality, self.state.grid, self.cache,
-                           on_return=lambda result: self._loaded(token, case, snap, modality, result),
-                           on_error=lambda exc: self._load_failed(case, snap.errors[n_errors:], exc))
+        self.cancel("load")
+        if not self._lane.prefetches(case.case_id):
+            self.cancel("prefetch")
+        return self._lane.request(case.case_id, lambda: self._decode(
+            "load", work.load_steps, snap, modality, self.state.grid, self.cache,
+            on_return=lambda result: self._loaded(token, case, snap, modality, result),
+            on_error=lambda exc: self._load_failed(case, snap.errors[n_errors:], exc)))
+
+    def _decode(self, kind: str, func: Callable, *args, **kwargs) -> Job | None:
+        """Start a load or a prefetch, counted in the :class:`DecodeLane` until it ends."""
+        if not self.closed:
+            self._lane.started()
+        return self._start(kind, func, *args, on_end=self._lane.ended, **kwargs)
+
+    def _prefetch_after(self, case_id: str) -> None:
+        """Decode the next case in the browser's order (the previous, going backwards) into the cache."""
+        order = self.case_order() if self.case_order is not None else [c.case_id for c in self.model.cases]
+        nxt = self.model.case(self._lane.after(order, case_id))
+        if self.prefetch and nxt is not None and nxt.modalities and self._lane.free \
+                and not self._lane.prefetches(nxt.case_id):
+            self.cancel("prefetch")
+            self._lane.prefetch_started(nxt.case_id, self._decode("prefetch", work.prefetch_steps, snapshot(nxt),
+                                                                  self.cache, self.state.grid))
 
     def _add_case_errors(self, case, errors: list[str]) -> None:
         """Add ``errors`` the case lacks to ``case.errors`` (here, never in a worker)."""
@@ -270,6 +297,7 @@ class Session:
         self._warn_loaded(case, snap, result)
         self.case_loaded.emit(case.case_id)
         self.apply_cam(case.case_id)
+        self._prefetch_after(case.case_id)
 
     def _load_failed(self, case, found: list[str], exc: BaseException) -> None:
         self._status(False)
@@ -279,14 +307,8 @@ class Session:
 
     def _warn_loaded(self, case, snap, result: LoadedCase) -> None:
         """The loaders' warnings (segmentation, each modality's file), once per file."""
-        if snap.segmentation is not None:
-            src = str(snap.segmentation)
-            seg = result.segmentation
-            msgs = (seg.meta.get("warnings") or []) if seg is not None else [e for e in case.errors if src in e]
-            self._warn_once(src, f"Case {case.case_id} segmentation:", msgs)
-        for m, vol in result.volumes.items():
-            self._warn_once(str(snap.modalities[m].path), f"Case {case.case_id} {m} loaded with warnings:",
-                            vol.meta.get("warnings") or [])
+        for source, title, messages in work.load_warnings(case, snap, result):
+            self._warn_once(source, title, messages)
 
     def _warn_once(self, source: str, title: str, messages: list[str]) -> None:
         """Report ``messages`` about ``source`` under ``title``, once per source and session."""
@@ -314,8 +336,9 @@ class Session:
             if then is not None:
                 then()
 
-        return self._start("checkpoint", self.model.open_predictor, path, "auto", self.model.dataset_modalities(),
-                           on_return=done, on_error=failed)
+        m = self.model  # its cases are placed in the checkpoint's split in the worker
+        return self._start("checkpoint", work.open_checkpoint, m.open_predictor, path, m.dataset_modalities(),
+                           [snapshot(c) for c in m.cases], m.dataset, on_return=done, on_error=failed)
 
     def predict_all(self) -> Job | None:
         """Predict every case with the loaded model in the background (a run still going for

@@ -209,6 +209,7 @@ class MainWindow(QtWidgets.QMainWindow):
         st.on("volume", self.actions.update)
         st.on("volume", self._sync_modality_combo)
         st.on("grid", self._sync_grid_combo)
+        se.case_order = self.browser.visible_case_ids  # the prefetch follows the browser's order
         se.bind()  # after the widgets: the browser lists a new dataset before its first case is selected
 
     # ------------------------------------------------------------------ messages

@@ -5,6 +5,7 @@ decides when (and on which thread) each piece runs."""
 
 from __future__ import annotations
 
+import inspect
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -62,7 +63,7 @@ class FakePredictor:
         self.metrics, self.test_metrics = {}, {}
         self.cam_calls: list[tuple[str, int | None]] = []
 
-    def role_of(self, case) -> str:
+    def role_of(self, case, dataset=None) -> str:
         cid = case.case_id if hasattr(case, "case_id") else case
         return "test" if int(cid[1:]) % 2 else "train"
 
@@ -105,7 +106,15 @@ class Held:
 
         def work():
             try:
-                box["result"] = job.func(*job.args, **job.kwargs)
+                result = job.func(*job.args, **job.kwargs)
+                if inspect.isgenerator(result):  # a generator worker, driven to its end (items dropped)
+                    while True:
+                        try:
+                            next(result)
+                        except StopIteration as stop:
+                            result = stop.value
+                            break
+                box["result"] = result
             except Exception as exc:  # noqa: BLE001
                 box["error"] = exc
 
@@ -120,9 +129,12 @@ class Held:
             job.on_return(box["result"])
 
 
-def _session(ds: Dataset, run=run_now):
+def _session(ds: Dataset, run=run_now, prefetch: bool = False, cache=None):
+    """A session on ``ds`` (opened: its first case selected); without the prefetch of the next
+    case unless asked (tests of it are in test_session_loading.py)."""
     model, state = AppModel(), ViewerState()
-    session = Session(model, state, VolumeCache(), run=run)
+    session = Session(model, state, cache if cache is not None else VolumeCache(), run=run)
+    session.prefetch = prefetch
     model.open_dataset(ds)
     return model, state, session
 
@@ -195,7 +207,7 @@ def test_load_errors_are_applied_on_the_callback_side_never_in_the_worker(tmp_pa
     held.run()  # c0's load
     model.select_case("c1")
     case = model.case("c1")
-    assert held.names() == ["load_on_grid"] and case.errors == []
+    assert held.names() == ["load_steps"] and case.errors == []
     during: list[list[str]] = []
     errors: list[str] = []
     model.error.connect(errors.append)
@@ -210,13 +222,18 @@ def test_load_errors_are_applied_on_the_callback_side_never_in_the_worker(tmp_pa
 def test_a_superseded_load_never_shows(tmp_path):
     held = Held()
     model, state, session = _session(_dataset(tmp_path), run=held)
+    seen = _record(session)
     model.select_case("c1")
     model.select_case("c2")
-    assert held.names() == ["load_on_grid"] * 3
-    held.run(2)  # c2, the latest, first
-    held.run(1)  # then c1's, late
-    held.run(0)
+    # c0's load and c1's were started, then cancelled; c2's waits for one of them to end.
+    assert held.names() == ["load_steps"] * 2 and session.running("load") == []
+    held.run(1)  # c1's, cancelled: ends at once, nothing shown, and c2's starts
+    assert held.names() == ["load_steps"] * 2 and state.case_id is None
+    held.run(1)  # c2's
     assert state.case_id == "c2"
+    held.run(0)  # c0's, late, cancelled: nothing
+    assert state.case_id == "c2" and held.jobs == []
+    assert [e for e in seen if e[0] == "case_loaded"] == [("case_loaded", "c2")]
 
 
 # ---------------------------------------------------------------------------- predictions and Grad-CAM
@@ -261,14 +278,14 @@ def test_gradcam_latest_request_wins_and_stale_results_are_dropped(tmp_path):
     assert session.cam_caption.startswith("Grad-CAM for 'MGMT unmethylated'")
     # A request still running when another model is loaded is dropped.
     model.select_case("c1")
-    held.run(held.names().index("load_on_grid"))
+    held.run(held.names().index("load_steps"))
     assert held.names() == ["gradcam"]
     other = FakePredictor()
     model.use_predictor(other, tmp_path / "other.pt")
     held.run(held.names().index("gradcam"))
     assert "c1" not in model.cams and session.cam_caption == ""
     # A request still running for a case gives no caption to the next case, which has no map.
-    held.run(held.names().index("run"))  # the new model's predictions; c1's Grad-CAM is asked
+    held.run(held.names().index("predict_iter"))  # the new model's predictions; c1's Grad-CAM is asked
     assert held.names() == ["gradcam"] and session.cam_caption == "Computing Grad-CAM…"
     del model.predictions["c2"]
     model.select_case("c2")

@@ -92,12 +92,15 @@ def test_train_predict_gradcam_export(window, qtbot, demo_dir, tmp_path):
     # Predictions for all cases, and the Grad-CAM overlay of the selected case.
     qtbot.waitUntil(lambda: len(window.predictions) + len(window.prediction_errors) == 12, timeout=60000)
     qtbot.waitUntil(lambda: window.state.overlay is not None, timeout=60000)
-    assert window.case_table.model().index(0, 2).data() in ("unmethylated", "methylated")
+    from mriviewer.app.presenters import CASE_COLUMNS
+
+    prediction = CASE_COLUMNS.index("Prediction")
+    assert window.case_table.model().index(0, prediction).data() in ("unmethylated", "methylated")
     # The one case without T1wCE cannot be predicted by a T1wCE model, and says so.
     (missing,) = [c for c in window.dataset.cases if "T1wCE" not in c.modalities]
     assert "T1wCE" in window.prediction_errors[missing.case_id]
     row = window.browser.table_model.row_of(missing.case_id)
-    assert window.browser.table_model.index(row, 2).data() == "not predicted"
+    assert window.browser.table_model.index(row, prediction).data() == "not predicted"
     assert "probability" in window.pred_label.text()
     assert window.state.overlay.shape == window.state.volume.shape
     assert window.views["axial"].overlay.isVisible()

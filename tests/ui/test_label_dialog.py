@@ -41,6 +41,8 @@ def test_load_labels_dialog_previews_and_applies_a_column(qtbot, demo_dir, tmp_p
     dlg.label_column.setCurrentIndex(dlg.label_column.findText("IDH"))
     win.model.apply_label_table(dlg.spec())
     assert win.model.dataset.class_names == ["mutant", "wildtype"]
-    labels = [win.case_table.model().index(r, 1).data() for r in range(3)]
+    from mriviewer.app.presenters import CASE_COLUMNS
+
+    labels = [win.case_table.model().index(r, CASE_COLUMNS.index("Label")).data() for r in range(3)]
     assert labels == ["mutant", "wildtype", "wildtype"]
     qtbot.waitUntil(lambda: not win.workers.busy, timeout=60000)

@@ -227,15 +227,20 @@ def test_texts_fit_at_the_default_size(win, qtbot, tmp_path):
         assert view.title.text() == f"{plane} {view.slice_index() + 1}/{n}"
         right = view.title.pos().x() + view.title.boundingRect().width()
         assert right < view.letters["top"].pos().x(), plane
-    # Every column shows, the class names and splits whole (no "unmet…").
+    # Every column shows (Patient only with patients: not here), the class names and splits
+    # whole (no "unmet…").
+    from mriviewer.app.presenters import CASE_COLUMNS
+
     table, tm = win.case_table, win.browser.table_model
     header = table.horizontalHeader()
+    shown = [c for c in range(tm.columnCount()) if not table.isColumnHidden(c)]
+    assert [CASE_COLUMNS[c] for c in range(tm.columnCount()) if c not in shown] == ["Patient"]
     widths = [header.sectionSize(c) for c in range(tm.columnCount())]
-    assert sum(widths) <= table.viewport().width() and min(widths) >= header.minimumSectionSize()
+    assert sum(widths) <= table.viewport().width() and min(widths[c] for c in shown) >= header.minimumSectionSize()
     fm = table.fontMetrics()
-    for col in (1, 2, 4):  # label, prediction, split
+    for col in (CASE_COLUMNS.index(n) for n in ("Label", "Prediction", "Split")):
         texts = {str(tm.row_data(r).values()[col]) for r in range(tm.rowCount())}
-        assert "unmethylated" in texts or col != 1
+        assert "unmethylated" in texts or CASE_COLUMNS[col] != "Label"
         for text in texts:
             assert fm.horizontalAdvance(text) + 8 <= widths[col], (col, text, widths[col])
     # The grid box follows the viewer state's grid (the state holds the choice).
@@ -243,3 +248,24 @@ def test_texts_fit_at_the_default_size(win, qtbot, tmp_path):
     assert win.grid_combo.currentData() == "T2w"
     qtbot.waitUntil(lambda: not win.workers.busy, timeout=30000)
     assert isinstance(win.prediction.cam_class, QtWidgets.QComboBox)
+
+
+# ---------------------------------------------------------------------------- e. quick presses of N
+def test_ten_quick_presses_of_n_end_showing_the_tenth_case(win, qtbot):
+    from PySide6 import QtCore
+
+    qtbot.waitUntil(lambda: not win.workers.busy, timeout=30000)  # the first case and its prefetch
+    ids = win.browser.visible_case_ids()
+    assert win.model.case_id == ids[0]
+    shown: list[str] = []
+    win.volume_shown.connect(shown.append)
+    win.activateWindow()
+    win.case_table.setFocus()
+    for _ in range(10):
+        qtbot.keyClick(win.case_table, QtCore.Qt.Key.Key_N)
+    target = ids[10]
+    assert win.model.case_id == target
+    qtbot.waitUntil(lambda: win.state.case_id == target and not win.workers.busy, timeout=30000)
+    assert shown[-1] == target and len(shown) <= 3, shown  # the cases passed by were (mostly) never shown
+    assert win.case_title.text() == f"Case {target}"
+    assert win.session.running("load") == []

@@ -1,7 +1,9 @@
-"""The case browser: a sortable, filterable table of the open dataset's cases (id, label,
-prediction, probability, split, modalities, errors) bound to the
-:class:`~mriviewer.app.model.AppModel`, with a search box (case id) and a filter (labelled,
-predicted, misclassified, with errors, by split). Errors show on hover."""
+"""The case browser: a sortable, filterable table of the open dataset's cases (id, patient,
+label, prediction, probability, split, modalities, errors) bound to the
+:class:`~mriviewer.app.model.AppModel`, with a search box (case or patient id) and a filter
+(labelled, predicted, misclassified, with errors, by split). A patient's cases (studies,
+sessions, time points) are listed together; the Patient column shows only when some case
+belongs to another patient id than its own. Errors, and a patient's cases, show on hover."""
 
 from __future__ import annotations
 
@@ -23,11 +25,17 @@ FILTERS = {
 
 _ERROR_BG = QtGui.QColor(255, 210, 210)
 
+#: Column index by name (:data:`~mriviewer.app.presenters.CASE_COLUMNS`).
+_COL = {name: i for i, name in enumerate(CASE_COLUMNS)}
+
 #: Columns giving up room when the table is narrower than its contents, first to last: errors,
-#: split and P (empty columns keep an elided header, full in its tooltip), the modalities (their
-#: tooltip lists them), the case id (elided in the middle), then the class names, which are
-#: what a row is read for.
-_SHRINK_ORDER = (6, 4, 3, 5, 0, 2, 1)
+#: split and P, the modalities (their tooltip lists them), the patient and the case ids (what
+#: every id shares gives way first), then the class names, which are what a row is read for.
+#: A column without any text (no model yet: Prediction, P, Split) goes before all of them, down
+#: to an elided header, full in its tooltip.
+_SHRINK_ORDER = tuple(_COL[n] for n in ("Errors", "Split", "P", "Modalities", "Patient", "Case", "Prediction", "Label"))
+#: The columns of ids, shortened by :class:`_DistinctIds`.
+_ID_COLUMNS = (_COL["Case"], _COL["Patient"])
 #: A cell's padding around its text (the item view's margins and focus frame).
 _CELL_PAD = 14
 
@@ -61,23 +69,62 @@ class _ElideRight(QtWidgets.QStyledItemDelegate):
         option.textElideMode = QtCore.Qt.TextElideMode.ElideRight
 
 
+class _DistinctIds(QtWidgets.QStyledItemDelegate):
+    """Case and patient ids that do not fit their cell: what every id of the column shares gives
+    way first (``…00001-000``, then ``…00001…``: :func:`~mriviewer.app.presenters.short_ids`),
+    then the start of what is left (``…001``), so the part that tells them apart stays as long
+    as it can; the full id stays in the tooltip, search and sort."""
+
+    def __init__(self, table_model: CaseTableModel, parent=None) -> None:
+        super().__init__(parent)
+        self.table_model = table_model
+
+    def initStyleOption(self, option, index) -> None:  # noqa: N802 (Qt naming)
+        super().initStyleOption(option, index)
+        text, fm = option.text, option.fontMetrics
+        style = option.widget.style() if option.widget is not None else QtWidgets.QApplication.style()
+        margin = style.pixelMetric(QtWidgets.QStyle.PixelMetric.PM_FocusFrameHMargin, option, option.widget) + 1
+        room = option.rect.width() - 2 * margin  # the text's room, as the style draws it
+        if not text or fm.horizontalAdvance(text) <= room:
+            return
+        forms = presenters.short_ids(text, self.table_model.affixes.get(index.column(), ("", "")))
+        if forms:  # narrower than every form: the distinct part's end ("…001"), where ids differ most
+            option.text = next((f for f in forms if fm.horizontalAdvance(f) <= room), None) or \
+                fm.elidedText(forms[-1].strip("…"), QtCore.Qt.TextElideMode.ElideLeft, room)
+
+
 class CaseTableModel(QtCore.QAbstractTableModel):
-    """Qt table model over :meth:`AppModel.row`; refreshed from the app model's signals."""
+    """Qt table model over :func:`~mriviewer.app.presenters.case_row`, a patient's cases
+    together (:func:`~mriviewer.app.presenters.patient_order`); refreshed from the app model's
+    signals.
+
+    Attributes:
+        affixes: column → the ``(prefix, suffix)`` its ids share
+            (:func:`~mriviewer.app.presenters.id_affixes`).
+        has_patients: some case belongs to a patient id other than its own.
+    """
 
     def __init__(self, model: AppModel, parent=None) -> None:
         super().__init__(parent)
         self.app = model
         self._rows = []
         self._index: dict[str, int] = {}
+        self._patients: dict[str, list[str]] = {}
+        self.affixes: dict[int, tuple[str, str]] = {}
+        self.has_patients = False
         model.dataset_changed.connect(self.reset)
         model.checkpoint_changed.connect(self.reset)
         model.prediction_added.connect(self.update_case)
 
     def reset(self) -> None:
         """Rebuild every row (a new dataset or checkpoint)."""
+        cases = presenters.patient_order(self.app.cases)
         self.beginResetModel()
-        self._rows = [presenters.case_row(self.app, c) for c in self.app.cases]
+        self._patients = presenters.patient_cases(cases)
+        self._rows = [presenters.case_row(self.app, c, self._patients) for c in cases]
         self._index = {r.case_id: i for i, r in enumerate(self._rows)}
+        self.has_patients = any(r.patient for r in self._rows)
+        self.affixes = {c: presenters.id_affixes(r.values()[c] for r in self._rows) for c in _ID_COLUMNS}
         self.endResetModel()
 
     def update_case(self, case_id: str) -> None:
@@ -86,7 +133,7 @@ class CaseTableModel(QtCore.QAbstractTableModel):
         case = self.app.case(case_id)
         if i is None or case is None:
             return
-        self._rows[i] = presenters.case_row(self.app, case)
+        self._rows[i] = presenters.case_row(self.app, case, self._patients)
         self.dataChanged.emit(self.index(i, 0), self.index(i, len(CASE_COLUMNS) - 1))
 
     def case_id(self, row: int) -> str:
@@ -120,21 +167,28 @@ class CaseTableModel(QtCore.QAbstractTableModel):
         r = self._rows[index.row()]
         if role == QtCore.Qt.ItemDataRole.DisplayRole:
             return r.values()[index.column()]
+        col = index.column()
         if role == QtCore.Qt.ItemDataRole.UserRole:  # sort key
-            if index.column() == 3:
+            if col == _COL["P"]:
                 return -1.0 if r.probability is None else r.probability
-            return r.values()[index.column()]
+            if col == _COL["Patient"]:
+                return presenters.patient_sort_key(r)
+            return r.values()[col]
         if role == QtCore.Qt.ItemDataRole.ToolTipRole:
+            if col == _COL["Patient"] and r.patient_tip:
+                return r.patient_tip
+            if col == _COL["Case"]:
+                return "\n".join(t for t in (r.case_id, r.tooltip) if t)
             return r.tooltip or None
         if role == QtCore.Qt.ItemDataRole.BackgroundRole and r.errors:
             return _ERROR_BG
-        if role == QtCore.Qt.ItemDataRole.TextAlignmentRole and index.column() == 3:
+        if role == QtCore.Qt.ItemDataRole.TextAlignmentRole and col == _COL["P"]:
             return int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
         return None
 
 
 class CaseFilter(QtCore.QSortFilterProxyModel):
-    """Search by case id (substring, case-insensitive) and one of :data:`FILTERS`."""
+    """Search by case or patient id (substring, case-insensitive) and one of :data:`FILTERS`."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -143,7 +197,7 @@ class CaseFilter(QtCore.QSortFilterProxyModel):
         self.setSortRole(QtCore.Qt.ItemDataRole.UserRole)
 
     def set_search(self, text: str) -> None:
-        """Show only case ids containing ``text`` (case-insensitive)."""
+        """Show only the cases whose id or patient id contains ``text`` (case-insensitive)."""
         self.search = text.strip().lower()
         self.invalidateFilter()
 
@@ -154,7 +208,7 @@ class CaseFilter(QtCore.QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row: int, source_parent) -> bool:  # noqa: N802
         r = self.sourceModel().row_data(source_row)
-        if self.search and self.search not in r.case_id.lower():
+        if self.search and self.search not in r.case_id.lower() and self.search not in r.patient.lower():
             return False
         k = self.kind
         if k == "labelled":
@@ -183,7 +237,7 @@ class CaseBrowser(QtWidgets.QWidget):
         self.dataset_label = QtWidgets.QLabel(presenters.dataset_summary(model))
         self.dataset_label.setWordWrap(True)
         self.search = QtWidgets.QLineEdit()
-        self.search.setPlaceholderText("Search case id…")
+        self.search.setPlaceholderText("Search case or patient id…")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self.proxy.set_search)
         self.filter = QtWidgets.QComboBox()
@@ -203,8 +257,11 @@ class CaseBrowser(QtWidgets.QWidget):
         self.table.setWordWrap(False)
         self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
         self._elide_right = _ElideRight(self.table)
-        for col in (1, 2):
+        for col in (_COL["Label"], _COL["Prediction"]):
             self.table.setItemDelegateForColumn(col, self._elide_right)
+        self._distinct_ids = _DistinctIds(self.table_model, self.table)
+        for col in _ID_COLUMNS:
+            self.table.setItemDelegateForColumn(col, self._distinct_ids)
         header = self.table.horizontalHeader()
         header.setMinimumSectionSize(28)
         header.setStretchLastSection(False)
@@ -236,7 +293,7 @@ class CaseBrowser(QtWidgets.QWidget):
     # ------------------------------------------------------------------ binding
     def _dataset_changed(self) -> None:
         self.dataset_label.setText(presenters.dataset_summary(self.app))
-        self._refit()
+        self.fit_columns()  # measured already: the table model's reset came first
         self._update_count()
 
     def _contents_changed(self, *_) -> None:
@@ -255,31 +312,49 @@ class CaseBrowser(QtWidgets.QWidget):
 
     def _measure(self) -> tuple[list[int], list[int]]:
         """Each column's ``(wanted, floor)`` widths: its header's and widest cell's, and the
-        least it keeps readable (its widest cell; "all 4" for modalities, a short id)."""
-        header, fm = self.table.horizontalHeader(), self.table.fontMetrics()
-        cells = [0] * len(CASE_COLUMNS)
-        for r in range(self.table_model.rowCount()):
-            for c, text in enumerate(self.table_model.row_data(r).values()):
-                if text:
-                    cells[c] = max(cells[c], fm.horizontalAdvance(str(text)) + _CELL_PAD)
-        wanted = [max(header.sectionSizeHint(c), cells[c]) for c in range(len(CASE_COLUMNS))]
+        least it keeps readable (its widest cell; "all 4" for modalities; for ids, the widest
+        without what they all share). A hidden column wants nothing."""
+        header, fm, tm = self.table.horizontalHeader(), self.table.fontMetrics(), self.table_model
+        n = len(CASE_COLUMNS)
+        texts = [{str(t) for t in column if t} for column in zip(*(tm.row_data(r).values()
+                                                                   for r in range(tm.rowCount())), strict=True)]
+        texts = texts or [set() for _ in range(n)]
+
+        def widest(items) -> int:
+            return max((fm.horizontalAdvance(t) + _CELL_PAD for t in items), default=0)
+
+        cells = [widest(t) for t in texts]
+        wanted = [max(header.sectionSizeHint(c), cells[c]) for c in range(n)]
         floors = list(cells)
-        floors[0] = min(cells[0], fm.horizontalAdvance("0000…0000") + _CELL_PAD)
-        floors[5] = min(cells[5], fm.horizontalAdvance("all 4") + _CELL_PAD)
-        floors[1], floors[2] = wanted[1], wanted[2]
+        for c in _ID_COLUMNS:
+            short = (presenters.short_ids(t, tm.affixes.get(c, ("", ""))) for t in texts[c])
+            floors[c] = min(cells[c], widest(f[-1] for f in short if f) or fm.horizontalAdvance("0000…0000") + _CELL_PAD)
+        floors[_COL["Modalities"]] = min(cells[_COL["Modalities"]], fm.horizontalAdvance("all 4") + _CELL_PAD)
+        for c in (_COL["Label"], _COL["Prediction"]):
+            floors[c] = wanted[c] if cells[c] else 0
+        for c in range(n):
+            if self.table.isColumnHidden(c):
+                wanted[c] = floors[c] = 0
         return wanted, floors
 
     def fit_columns(self) -> None:
         """Every column visible at the table's width: each as wide as its header and cells
         when they all fit (the case id gets what is left); else the columns give up room in
         :data:`_SHRINK_ORDER`, the class names last, so "unmethylated" stays whole."""
+        patient = _COL["Patient"]
+        if self.table.isColumnHidden(patient) == self.table_model.has_patients:
+            self.table.setColumnHidden(patient, not self.table_model.has_patients)
+            self._wanted = None
         if self._wanted is None:
             self._wanted = self._measure()
         wanted, floors = self._wanted
         header = self.table.horizontalHeader()
-        widths = fit_widths(wanted, floors, _SHRINK_ORDER, self.table.viewport().width(),
-                            least=header.minimumSectionSize())
-        for col, w in enumerate(widths):
+        shown = [c for c in range(len(wanted)) if not self.table.isColumnHidden(c)]
+        order = sorted((c for c in _SHRINK_ORDER if c in shown), key=lambda c: floors[c] > 0)  # empty first
+        widths = fit_widths([wanted[c] for c in shown], [floors[c] for c in shown],
+                            tuple(shown.index(c) for c in order),
+                            self.table.viewport().width(), least=header.minimumSectionSize())
+        for col, w in zip(shown, widths, strict=True):
             header.setSectionResizeMode(col, QtWidgets.QHeaderView.ResizeMode.Interactive)
             header.resizeSection(col, w)
 

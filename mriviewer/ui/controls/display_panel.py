@@ -1,9 +1,15 @@
 """Display controls bound to :class:`~mriviewer.app.viewer.ViewerState`: layout, modality,
 window/level (level and width boxes, a pyqtgraph ``HistogramLUTItem`` of the whole volume with
 draggable levels, presets, reset) and the overlays (Grad-CAM: toggle, colour map, opacity,
-threshold; segmentation: toggle, opacity)."""
+threshold; segmentation: toggle, opacity).
+
+The histogram's gradient (its colour bar) is hidden: the slices are greyscale. Its right-click
+colour-map menu is never built (:func:`_histogram_widget`): pyqtgraph fills that menu with every
+matplotlib map, importing matplotlib, which cost about a second at every window's start."""
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import pyqtgraph as pg
@@ -18,6 +24,42 @@ CMAPS = ("inferno", "jet", "hot", "viridis", "magma")
 
 #: Voxels sampled for the histogram (evenly strided), enough for its shape, cheap to bin.
 HIST_SAMPLES = 200_000
+
+
+class _NoColorMapMenu(QtWidgets.QMenu):
+    """Stands in for pyqtgraph's ``ColorMapMenu`` on the hidden gradient: the same signal,
+    no entries."""
+
+    sigColorMapTriggered = QtCore.Signal(object)
+
+    def __init__(self, *_, **__) -> None:
+        super().__init__()
+
+
+@contextlib.contextmanager
+def _without_colormap_menu():
+    """While a ``GradientEditorItem`` is built: its ``ColorMapMenu`` is :class:`_NoColorMapMenu`
+    (GUI thread only, restored at once; a pyqtgraph without that name builds its own)."""
+    from pyqtgraph.graphicsItems import GradientEditorItem as module
+
+    real = getattr(module, "ColorMapMenu", None)
+    if real is None:
+        yield
+        return
+    module.ColorMapMenu = _NoColorMapMenu
+    try:
+        yield
+    finally:
+        module.ColorMapMenu = real
+
+
+def _histogram_widget() -> pg.HistogramLUTWidget:
+    """The whole volume's histogram with draggable levels, its gradient hidden and without the
+    gradient's colour-map menu (see the module docstring)."""
+    with _without_colormap_menu():
+        hist = pg.HistogramLUTWidget(orientation="horizontal", gradientPosition="bottom")
+    hist.item.gradient.hide()  # greyscale; the widget is for the histogram and levels
+    return hist
 
 
 class DisplayPanel(QtWidgets.QWidget):
@@ -69,10 +111,9 @@ class DisplayPanel(QtWidgets.QWidget):
         self.reset_button = QtWidgets.QPushButton("Reset")
         self.reset_button.setToolTip("0.5–99.5 percentile window (W)")
         self.reset_button.clicked.connect(state.auto_window)
-        self.hist = pg.HistogramLUTWidget(orientation="horizontal", gradientPosition="bottom")
+        self.hist = _histogram_widget()
         self.hist.setMinimumHeight(110)
         self.hist.setMaximumHeight(130)
-        self.hist.item.gradient.hide()  # greyscale; the widget is for the histogram and levels
         self._hist_image = pg.ImageItem(axisOrder="row-major")  # whole-volume sample, never drawn
         self.hist.item.setImageItem(self._hist_image)
         self.hist.item.sigLevelsChanged.connect(self._hist_levels_changed)
