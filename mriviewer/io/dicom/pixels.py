@@ -105,6 +105,7 @@ def _as_luminance(ds: pydicom.Dataset, px: np.ndarray) -> tuple[np.ndarray, str 
     if int(ds.get("SamplesPerPixel", 1) or 1) != 3 or px.ndim < 3 or px.shape[-1] != 3:
         return px, None
     photometric = str(ds.get("PhotometricInterpretation", "RGB") or "RGB")
-    note = (f"colour image ({photometric}, 3 samples per pixel): shown as its luminance "
-            "(ITU-R BT.601); mriviewer reads one channel per series")
+    kind = "RGB" if photometric == "RGB" else f"RGB decoded from {photometric}"
+    note = (f"colour image ({kind}, SamplesPerPixel 3); shown as luminance (ITU-R BT.601): "
+            "mriviewer reads one channel per series")
     return px.astype(np.float32) @ _LUMA, note
