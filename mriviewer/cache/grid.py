@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from mriviewer.core.errors import MriViewerError
 from mriviewer.core.resample import highest_resolution, reference_grid, resample_volume
-from mriviewer.core.volume import Volume
+from mriviewer.core.volume import Volume, same_grid
 
 #: Version of the grid resampling; part of the disk-cache key of resampled volumes.
 GRID_FORMAT = 1
@@ -59,6 +59,10 @@ def case_on_grid(case, cache, modalities: list[str] | None = None, reference: st
 
         for m in names:
             if m not in vols:
+                continue
+            can = vols[m].canonical()
+            if same_grid(can.shape, can.affine, shape, affine):  # on the grid already: nothing to resample or cache
+                out[m] = can
                 continue
             key = None
             if cache.disk is not None and key_of(m) is not None and key_of(ref_name) is not None:

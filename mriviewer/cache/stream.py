@@ -10,7 +10,9 @@ still to come (they are the newest).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -122,6 +124,9 @@ class _Budget:
                 pass
         if self.size <= self.disk.max_bytes:
             return False
+        for key in keys + upcoming:  # newest: evicted last (reading a case marks it recently used)
+            with contextlib.suppress(OSError):
+                os.utime(self.disk._paths(key)[1])
         self.disk.evict()
         self.size = self.disk._size or 0
         gone = [k for k in upcoming if not self.disk._paths(k)[0].exists()]

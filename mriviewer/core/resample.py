@@ -70,7 +70,13 @@ def reference_grid(volume: Volume) -> tuple[tuple[int, int, int], np.ndarray]:
 
 def resample_volume(volume: Volume, shape: tuple[int, int, int], affine: np.ndarray,
                     nearest: bool = False) -> Volume:
-    """``volume`` on the grid ``(shape, affine)``; ``nearest`` for segmentations."""
+    """``volume`` on the grid ``(shape, affine)``; ``nearest`` for segmentations. A volume whose
+    canonical orientation already is that grid (co-registered BraTS modalities, a series and its
+    own reference) is returned re-indexed only (:meth:`Volume.canonical`: exact, its dtype kept),
+    without interpolation."""
+    can = volume.canonical()
+    if same_grid(can.shape, can.affine, shape, affine):
+        return can
     data = resample_to_grid(np.asarray(volume.data), volume.affine, shape, affine, order=0 if nearest else 1)
     meta = dict(volume.meta)
     meta["resampled_from"] = {"shape": list(volume.shape), "affine": volume.affine.tolist()}
