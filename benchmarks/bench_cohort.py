@@ -67,10 +67,12 @@ def main():
     win.volume_shown.connect(lambda cid: shown.setdefault("first", time.time()))
     win.resize(1500, 950)
     win.show()
+    deadline = time.time() + 120
+    while win.browser.table_model.rowCount() == 0 and time.time() < deadline:  # discovery runs in a thread
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
     app.processEvents()
     listed = time.time()
     rows = win.browser.table_model.rowCount()
-    deadline = time.time() + 120
     while "first" not in shown and time.time() < deadline:
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
     print(json.dumps({"list_s": listed - T0, "first_case_s": shown.get("first", float("nan")) - listed,

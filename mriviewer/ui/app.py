@@ -23,9 +23,10 @@ def create_window(path: str | None = None, checkpoint: str | None = None):
 
     win = MainWindow()
     if path:
-        win.open_path(path)
+        # Discovery in the background: the window shows at once, a large cohort shows progress.
+        opener = win.open_path_in_background(path)
         if checkpoint:
-            win.load_checkpoint(checkpoint)
+            opener.finished.connect(lambda _opened: win.load_checkpoint(checkpoint))
     else:
         offer = QtWidgets.QPushButton("Open the built-in demo dataset")
         offer.setObjectName("openDemoButton")

@@ -242,6 +242,21 @@ class MainWindow(QtWidgets.QMainWindow):
             self._fill_recent(app_settings.add_recent(str(Path(path).resolve())))
         return ok
 
+    def open_path_in_background(self, path: str | Path):
+        """Open ``path`` with discovery in a worker thread, a progress dialog and Cancel (File ▸
+        Open, the command line); returns the :class:`~mriviewer.ui.opening.FolderOpener`, whose
+        ``finished(opened)`` says how it ended."""
+        from mriviewer.ui.opening import FolderOpener
+
+        def done(ds) -> None:
+            self.model.open_dataset(ds)
+            self._fill_recent(app_settings.add_recent(str(Path(path).resolve())))
+
+        opener = self.opener = FolderOpener(self, path, done, lambda exc: self.model.report_error("", exc))
+        opener.finished.connect(lambda _opened: setattr(self, "opener", None))
+        opener.start()
+        return opener
+
     def open_labelled_folders(self, sources: list[tuple[str, str | Path]]) -> bool:
         """Several folders as one dataset, each folder's cases labelled with its class
         (``mriviewer train --data LABEL=PATH …``). Returns False (and shows why) on failure."""
@@ -471,6 +486,9 @@ class MainWindow(QtWidgets.QMainWindow):
         """Quit: stop a training run, cancel loads and predictions, wait (at most
         :data:`CLOSE_TIMEOUT_S`) for the workers, save the settings."""
         self.session.shutdown()
+        if getattr(self, "opener", None) is not None and self.opener.running:
+            self.opener.cancel()
+            self.opener.wait(CLOSE_TIMEOUT_S)
         self.workers.close(CLOSE_TIMEOUT_S)
         app_settings.save_window(self, self.state)
         super().closeEvent(ev)

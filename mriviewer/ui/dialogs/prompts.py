@@ -23,7 +23,7 @@ def open_folder(win) -> None:
     """File ▸ Open folder."""
     path = _Dialog.getExistingDirectory(win, "Open dataset, case or series folder")
     if path:
-        win.open_path(path)
+        win.open_path_in_background(path)
 
 
 def open_file(win) -> None:

@@ -407,7 +407,8 @@ class SliceView(QtWidgets.QWidget):
             return
         st = self.state
         key = (st.cmap, round(st.threshold, 4))
-        if key != self._overlay_lut_key:
+        # The table (matplotlib's colormap, a 0.5 s import) is built once there is a map to show.
+        if key != self._overlay_lut_key and st.overlay is not None:
             self._overlay_lut_key = key
             self.overlay.setLookupTable(overlay_lut(st.cmap, st.threshold))
         if self.overlay.opacity() != st.opacity:
