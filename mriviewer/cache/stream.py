@@ -32,6 +32,8 @@ class StreamStep:
     index: int
     errors: list[str] = field(default_factory=list)
     evicted_ahead: bool = False
+    #: On the last case only: what the stream says about the cohort (it did not fit the cache).
+    note: str = ""
 
 
 def decode_stream(cache, groups: Sequence[Sequence[ModalitySource]], ahead: int | None = None,
@@ -73,6 +75,8 @@ def decode_stream(cache, groups: Sequence[Sequence[ModalitySource]], ahead: int 
             if nxt < len(groups):
                 pending.append((nxt, _submit(pool, cache, groups[nxt])))
                 nxt += 1
+            if not pending:
+                step.note = budget.note(len(groups))
             yield step
     finally:
         for _, jobs in pending:
@@ -112,6 +116,17 @@ class _Budget:
         self.disk = disk
         disk.evict()  # the true size to start from
         self.size = disk._size or 0
+        self.written = 0  # bytes this stream decoded
+        self.evictions = 0
+
+    def note(self, n_cases: int) -> str:
+        """A sentence for the log when the cohort did not fit the budget, else ``""``."""
+        if not self.evictions:
+            return ""
+        return (f"The {n_cases} cases decode to {self.written / 1e9:.1f} GB, more than the disk cache's "
+                f"{self.disk.max_bytes / 2**30:.1f} GiB: each case was prepared right after decoding and its "
+                f"volumes then made room for the next; the prepared samples are kept, so a rerun with these "
+                f"settings decodes nothing (the viewer decodes a case again when it is shown).")
 
     def add(self, keys: list[tuple], upcoming: list[tuple]) -> bool:
         """Count the entries just written; evict when over budget. Returns whether an entry of
@@ -119,11 +134,13 @@ class _Budget:
         for key in keys:
             npy, _ = self.disk._paths(key)
             try:
-                self.size += npy.stat().st_size
+                self.size += (n := npy.stat().st_size)
+                self.written += n
             except OSError:
                 pass
         if self.size <= self.disk.max_bytes:
             return False
+        self.evictions += 1
         for key in keys + upcoming:  # newest: evicted last (reading a case marks it recently used)
             with contextlib.suppress(OSError):
                 os.utime(self.disk._paths(key)[1])

@@ -263,6 +263,8 @@ class Trainer:
                 break
             for err in step.errors:
                 yield self._say(f"Cannot decode: {err}", "warning", "case")
+            if step.note:
+                yield self._say(step.note, "info", "run")
             c, key = todo[step.index]
             try:
                 x, ci = pre.training_samples(c)

@@ -65,3 +65,14 @@ def test_stream_names_a_broken_file_and_goes_on(tmp_path):
 def test_stream_without_disk_cache_yields_every_case(tmp_path):
     groups = _cohort(tmp_path, 3)
     assert [s.index for s in decode_stream(VolumeCache(disk=None), groups)] == [0, 1, 2]
+
+
+def test_stream_says_when_the_cohort_does_not_fit(tmp_path):
+    groups = _cohort(tmp_path, 8)
+    entry = SHAPE[0] * SHAPE[1] * SHAPE[2] * 2 + 128
+    small = list(decode_stream(VolumeCache(disk=DiskCache(tmp_path / "small", max_bytes=6 * entry)), groups,
+                               ahead=2, processes=2))
+    assert all(not s.note for s in small[:-1])
+    assert "more than the disk cache's" in small[-1].note and "8 cases" in small[-1].note
+    roomy = list(decode_stream(VolumeCache(disk=DiskCache(tmp_path / "roomy")), groups, ahead=2, processes=2))
+    assert not any(s.note for s in roomy)
