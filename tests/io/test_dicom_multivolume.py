@@ -390,3 +390,21 @@ def test_volumes_agree_with_dcm2niix(tmp_path, labels, time_major):
         ref_affine, ref = _canonical(ref_img)
         np.testing.assert_allclose(ours_affine, ref_affine, atol=0.01)
         np.testing.assert_array_equal(ours, ref)
+
+
+def test_classic_dwi_volumes_come_in_acquisition_order(tmp_path):
+    """A b = 1000 volume acquired before the b0 stays volume 1 (dcm2niix's order, the order of
+    FSL's .bval); by b-value the b0 came first."""
+    from mriviewer.io.dicom.series import read_dicom_series
+    from tests.io.test_hostile_dicom import edit_all, write_series
+
+    folder = tmp_path / "dwi"
+    first = write_series(folder, DiffusionBValue=1000.0)
+    uid = str(pydicom.dcmread(first[0], stop_before_pixels=True).SeriesInstanceUID)
+    second = write_series(folder, series_uid=uid, offset=5, prefix="V2_", DiffusionBValue=0.0)
+    for k, f in enumerate(first + second):
+        edit_all([f], InstanceNumber=k + 1)
+    vol = read_dicom_series(folder)
+    assert vol.meta["volume_key"] == "DiffusionBValue"
+    assert [float(v[0]) for v in vol.meta["volume_values"]] == [1000.0, 0.0]
+    assert [p.name for p in vol.sources][0].startswith("IM")

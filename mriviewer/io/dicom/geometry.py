@@ -150,6 +150,17 @@ def _sort_value(v) -> tuple:
         return (1, str(v))
 
 
+def _acquisition_order(groups: dict, values: list) -> list:
+    """Diffusion volumes in the order they were acquired (each volume's first InstanceNumber), as
+    dcm2niix writes them and FSL's ``.bval``/``.bvec`` expect: sorted by b-value, a Toshiba DTI's
+    b0 came last and "volume 1" was a b = 1500 direction. Left in value order when a file has no
+    InstanceNumber."""
+    first = {v: min(it.order for it in groups[v]) for v in values}
+    if not all(np.isfinite(first[v][0]) for v in values):
+        return values
+    return sorted(values, key=lambda v: first[v])
+
+
 def _split_volumes(items: list, cluster_of: dict, n_clusters: int, keys_of):
     """Several images at some positions: the first :data:`VOLUME_KEYS` attribute whose values
     split ``items`` into volumes, each with at most one image per position and covering at
@@ -164,6 +175,8 @@ def _split_volumes(items: list, cluster_of: dict, n_clusters: int, keys_of):
         if all(len({cluster_of[id(it)] for it in g}) == len(g) and 2 * len(g) >= n_clusters
                for g in groups.values()):
             values = sorted(groups, key=_sort_value)
+            if key == "DiffusionBValue":
+                values = _acquisition_order(groups, values)
             return key, [groups[v] for v in values], values
     return None
 
