@@ -393,7 +393,7 @@ class Trainer:
             if "summary" in metrics:
                 ck_metrics["cv"] = {"test": metrics["test"], "summary": metrics["summary"]}
             update_checkpoint(ckpt_path, metrics=ck_metrics, split=chosen["split"])
-            write_json(out / "metrics.json", {**metrics, "dataset": dataset_record(self.dataset)})
+            write_json(out / "metrics.json", {**metrics, "roles": chosen.get("roles"), "dataset": dataset_record(self.dataset)})
             self._write_predictions(out / "predictions.csv", folds, class_names)
         title = "Test (pooled out-of-fold)" if "folds" in metrics else "Test"
         for line in format_metrics(metrics["test"], title=title).splitlines():

@@ -195,6 +195,9 @@ class FitLoop:
         self.role_ids["identities"] = {r: [case_identity(c) for c in cs] for r, cs in roles}
         fingerprint = self.ctx.fingerprint or content_fingerprint
         self.role_ids["fingerprints"] = {r: [fingerprint(c) for c in cs] for r, cs in roles}
+        # Cases and patients per role (metrics.json "roles"; a case without a patient id is its own).
+        self.role_counts = {r: {"cases": len(cs), "patients": len({c.patient_id or c.case_id for c in cs})}
+                            for r, cs in roles}
         yield say(f"{self.split.name}: {len(self.train_cases)} train, {len(self.val_cases)} validation, "
                   f"{len(self.test_cases)} test ({_count_by_class(self.test_cases, names)} in test).")
         absent = [names[k] for k in range(len(names)) if k not in {c.label for c in self.train_cases}]
@@ -376,7 +379,7 @@ class FitLoop:
         yield self.ctx.say(f"{self.split.name}: chosen epoch {best['epoch']} on validation {self.cfg.monitor}; "
                            f"test AUC {_fmt(test.get('auc'))} on {len(self.test_cases)} cases.")
         return {"name": self.split.name, "history": self.history, "validation": best, "test": test,
-                "split": self.role_ids, "checkpoint": self.ckpt_path,
+                "split": self.role_ids, "roles": self.role_counts, "checkpoint": self.ckpt_path,
                 "test_pred": {"case_ids": self.role_ids["test"], "labels": t_labels, "probs": t_probs}}
 
 

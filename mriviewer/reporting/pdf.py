@@ -63,6 +63,8 @@ def _case_section(inputs: ReportInputs, st, width) -> list:
     case, vol = inputs.case, inputs.volume
     is_2d = vol.is_2d or case.is_2d
     rows = [("Case", case.case_id), ("Dataset", inputs.dataset or "not given")]
+    if case.patient_id and case.patient_id != case.case_id:  # a study, session or time point of a patient
+        rows.insert(1, ("Patient", case.patient_id))
     if inputs.role:
         rows.append(("Role in the model's split", _ROLE_TEXT.get(inputs.role, inputs.role)))
     rows.append(("Report date", inputs.date or _dt.datetime.now().isoformat(timespec="seconds")))

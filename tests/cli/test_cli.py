@@ -60,6 +60,8 @@ def test_train_predict_report(demo_dir, tmp_path, capsys):
         assert (out / name).is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"train_loss", "val_loss", "val_auc"} <= set(metrics["epochs"][0])
+    roles = metrics["roles"]  # cases and patients per role (the demo: one case per patient)
+    assert sum(r["cases"] for r in roles.values()) == 12 and all(r["cases"] == r["patients"] for r in roles.values())
     captured = capsys.readouterr()
     summary = json.loads(captured.out.strip().splitlines()[-1])
     assert summary["checkpoint"].endswith("best.pt")
@@ -70,7 +72,7 @@ def test_train_predict_report(demo_dir, tmp_path, capsys):
     assert main(["predict", "--checkpoint", str(out / "best.pt"), "--data", str(demo_dir), "--out", str(preds)]) == 0
     rows = list(csv.DictReader(preds.open()))
     assert len(rows) == 12
-    assert {"case_id", "true_label", "predicted_class", "p_MGMT methylated"} <= set(rows[0])
+    assert {"case_id", "patient_id", "true_label", "predicted_class", "p_MGMT methylated"} <= set(rows[0])
 
     pdf = tmp_path / "r.pdf"
     case_id = rows[0]["case_id"]

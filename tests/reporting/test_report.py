@@ -239,7 +239,7 @@ def test_csv_escapes_formula_cells(tmp_path):
     out = write_predictions_csv(preds, ["-a", "@b"], tmp_path / "p.csv", role=lambda _c: "external")
     rows = list(csv.reader(open(out, encoding="utf-8")))
     assert rows[0][-2:] == ["p_'-a", "p_'@b"]
-    assert rows[1][:5] == ["'=cmd|' /C calc'!A0", "external", "'-a", "1", "'+evil"]
+    assert rows[1][:6] == ["'=cmd|' /C calc'!A0", "", "external", "'-a", "1", "'+evil"]
 
 
 def test_cli_report_all_cases_and_single_case(brats, tmp_path, capsys):
