@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from mriviewer.cli.compare import _cmd_compare
 from mriviewer.cli.evaluate import _cmd_cam_check, _cmd_evaluate, _cmd_predict
 from mriviewer.cli.export import _cmd_report
 from mriviewer.cli.gui import _cmd_demo, _cmd_desktop, _cmd_view
@@ -52,7 +53,7 @@ def _main(argv: list[str] | None = None) -> int:
                 "report": _cmd_report, "convert": _cmd_convert, "demo": _cmd_demo, "presets": _cmd_presets,
                 "evaluate": _cmd_evaluate, "cam-check": _cmd_cam_check, "cache": _cmd_cache,
                 "desktop": _cmd_desktop, "labels": _cmd_labels,
-                "runs": _cmd_runs}
+                "runs": _cmd_runs, "compare": _cmd_compare}
     try:
         return handlers[args.command](args)
     except MriViewerError as exc:

@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = p.add_subparsers(dest="command")
     for add in (_add_view, _add_info, _add_presets, _add_train, _add_evaluate, _add_cam_check, _add_predict,
-                _add_report, _add_convert, _add_demo, _add_cache, _add_desktop, _add_labels_command, _add_runs):
+                _add_report, _add_convert, _add_demo, _add_cache, _add_desktop, _add_labels_command, _add_runs,
+                _add_compare):
         add(sub)
     return p
 
@@ -203,6 +204,27 @@ def _add_runs(sub) -> None:
     ru.add_argument("--sort", choices=("date", "auc", "name"), default="date",
                     help="newest first (default), best test AUC first, or by path")
     ru.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_compare(sub) -> None:
+    co = sub.add_parser("compare", help="is one run better than another on the same cases? (paired ΔAUC, DeLong, "
+                                        "McNemar)",
+                        description="Compares runs on paired cases: their own test set (refused when the runs' "
+                                    "splits differ), or with --data a labelled set every run predicts, leaving out "
+                                    "cases any run trained or selected on. Binary tasks: ΔAUC with a paired "
+                                    "bootstrap 95%% interval (1000 resamples, seed 0), DeLong's test and McNemar's "
+                                    "exact test; multiclass: one-vs-rest macro ΔAUC (bootstrap) and McNemar. Every "
+                                    "pair of runs; p-values also Holm-adjusted.")
+    co.add_argument("runs", nargs="+", metavar="RUN", help="two or more run folders (or their best.pt)")
+    co.add_argument("--data", action="append", metavar="[LABEL=]PATH",
+                    help="a labelled dataset every run predicts (repeat as LABEL=PATH to assemble classes)")
+    co.add_argument("--json", action="store_true", help="print JSON")
+    co.add_argument("--out", metavar="FILE.png", help="write the runs' ROC curves in one plot (PNG)")
+    co.add_argument("--device", default="auto", help=_DEVICE_HELP + " (default auto; --data only)")
+    co.add_argument("--allow-missing-modality", action="store_true",
+                    help="predict with zeros for a modality the data lacks (--data only; otherwise an error)")
+    _add_assign(co)
+    _add_labels(co)
 
 
 def _add_assign(parser: argparse.ArgumentParser) -> None:
