@@ -27,7 +27,7 @@ from mriviewer.core.errors import LoadError, MriViewerError
 from mriviewer.core.volume import Volume
 from mriviewer.data.cases import ModalitySource
 
-__all__ = ["decode_pool", "decode_many", "default_processes"]
+__all__ = ["decode_pool", "decode_many", "default_processes", "warm_up"]
 
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
@@ -73,6 +73,19 @@ def decode_pool(processes: int | None = None) -> ProcessPoolExecutor:
             _pool = ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_init_worker)
             _pool_size = n
         return _pool
+
+
+def warm_up(processes: int | None = None) -> None:
+    """Start the pool's worker processes now (returns at once): they take about a second to
+    spawn and import, which the first case shown would otherwise wait for. Does nothing when
+    decoding runs in-process (one process)."""
+    n = processes or default_processes()
+    if n >= 2:
+        decode_pool(n).submit(_ready)
+
+
+def _ready() -> bool:
+    return True
 
 
 @atexit.register

@@ -273,8 +273,9 @@ def external_cases(runs: list[Run], args) -> tuple[list[str], np.ndarray, list[n
     probs = [np.stack([p[i] for i in ids])[:, cols] for p, cols in zip(preds, order, strict=True)]
     own = [sum(s[i].role == "test" for i in ids) for s in seen]
     if any(own):
-        notes.append("scored cases that are a run's own test cases: "
-                     + ", ".join(f"{r.name} {n}" for r, n in zip(runs, own, strict=True)) + "; the rest are external.")
+        notes.append(f"of the {len(ids)} scored cases, a run's own test cases: "
+                     + ", ".join(f"{r.name} {n}" for r, n in zip(runs, own, strict=True))
+                     + "; the others are external to that run.")
     return ids, labels, probs, notes
 
 

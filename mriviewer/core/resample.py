@@ -63,9 +63,9 @@ def highest_resolution(volumes: dict[str, Volume]) -> str:
 
 
 def reference_grid(volume: Volume) -> tuple[tuple[int, int, int], np.ndarray]:
-    """The grid ``(shape, affine)`` of ``volume`` in canonical (closest RAS) orientation."""
-    can = volume.canonical()
-    return can.shape, can.affine
+    """The grid ``(shape, affine)`` of ``volume`` in canonical (closest RAS) orientation (from its
+    affine: nothing is copied)."""
+    return volume.canonical_grid()
 
 
 def resample_volume(volume: Volume, shape: tuple[int, int, int], affine: np.ndarray,
@@ -74,9 +74,9 @@ def resample_volume(volume: Volume, shape: tuple[int, int, int], affine: np.ndar
     canonical orientation already is that grid (co-registered BraTS modalities, a series and its
     own reference) is returned re-indexed only (:meth:`Volume.canonical`: exact, its dtype kept),
     without interpolation."""
-    can = volume.canonical()
-    if same_grid(can.shape, can.affine, shape, affine):
-        return can
+    own_shape, own_affine = volume.canonical_grid()
+    if same_grid(own_shape, own_affine, shape, affine):
+        return volume.canonical()
     data = resample_to_grid(np.asarray(volume.data), volume.affine, shape, affine, order=0 if nearest else 1)
     meta = dict(volume.meta)
     meta["resampled_from"] = {"shape": list(volume.shape), "affine": volume.affine.tolist()}

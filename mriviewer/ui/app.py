@@ -19,9 +19,11 @@ def create_window(path: str | None = None, checkpoint: str | None = None):
     built-in demo."""
     from PySide6 import QtWidgets
 
+    from mriviewer.cache.pool import warm_up
     from mriviewer.ui.main_window import MainWindow
 
     win = MainWindow()
+    warm_up()  # the decode workers spawn while the window and the case list come up
     if path:
         # Discovery in the background: the window shows at once, a large cohort shows progress.
         opener = win.open_path_in_background(path)

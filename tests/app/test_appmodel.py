@@ -78,7 +78,7 @@ def test_train_load_predict_cam_and_report_without_a_window(phantom_dir, tmp_pat
 
     csv_path = write_predictions_csv(m.predictions_in_order(), m.predictor.class_names, tmp_path / "p.csv",
                                      m.dataset, role=m.role_of_id)
-    assert {line.split(",")[1] for line in csv_path.read_text().splitlines()[1:]} == splits
+    assert {line.split(",")[2] for line in csv_path.read_text().splitlines()[1:]} == splits
     case = m.cases[0]
     m.select_case(case.case_id)
     assert m.can_report()[0]

@@ -257,7 +257,7 @@ def test_predict_all_then_gradcam_cached_per_class(tmp_path):
     out = write_predictions_csv(model.predictions_in_order(), NAMES, tmp_path / "p.csv", model.dataset,
                                 role=model.role_of_id)
     rows = [line.split(",") for line in out.read_text().splitlines()]
-    assert rows[0][1] == "split" and [r[1] for r in rows[1:]] == ["train", "test", "train"]
+    assert rows[0][2] == "split" and [r[2] for r in rows[1:]] == ["train", "test", "train"]
 
 
 def test_gradcam_latest_request_wins_and_stale_results_are_dropped(tmp_path):
