@@ -269,7 +269,11 @@ def prediction_text(model, case) -> tuple[str, str]:
     if truth:
         detail += f"<br>Known label: {truth}"
     split = model.split_of(case)
-    if split and split != "external":
+    from mriviewer.ml.seen import ROLE_TEXT  # no torch: cheap
+
+    if split in ROLE_TEXT:
+        detail += f"<br>This case is <b>{ROLE_TEXT[split]}</b>: its prediction is not a test result."
+    elif split and split != "external":
         detail += f"<br>This case was in the model's <b>{split}</b> set."
     return f"<b>{pred.class_name}</b> — probability {pred.probability:.3f}", detail
 

@@ -84,3 +84,21 @@ def test_short_ids_keep_what_tells_them_apart():
     assert presenters.short_ids(mixed[1], presenters.id_affixes(mixed)) == ["…MEN-00001-000", "…MEN…"]
     assert presenters.short_ids("00001", presenters.id_affixes(["00001", "00002"])) == []  # nothing shared
     assert presenters.short_ids("other", ("BraTS-GLI-", "-000")) == []  # an id without them stays whole
+
+
+
+def test_prediction_text_names_another_study_of_a_trained_patient():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from mriviewer.app import presenters
+    from mriviewer.data.cases import Case
+
+    case = Case("BraTS-GLI-00001-001", patient_id="BraTS-GLI-00001")
+    pred = SimpleNamespace(probs=np.array([0.3, 0.7]), class_name="b", probability=0.7)
+    model = SimpleNamespace(predictor=SimpleNamespace(class_names=["a", "b"], config=SimpleNamespace(model="m")),
+                            predictions={case.case_id: pred}, prediction_errors={}, dataset=None,
+                            split_of=lambda _c: "train-patient")
+    _, detail = presenters.prediction_text(model, case)
+    assert "another study of a patient the model was trained on" in detail and "train-patient set" not in detail
