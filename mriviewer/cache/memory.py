@@ -143,11 +143,11 @@ class VolumeCache:
                 todo.append((src, key))
         from mriviewer.cache.pool import decode_pool, default_processes
 
-        processes = min(processes or default_processes(), len(todo))
-        if processes < 2:
+        processes = processes or default_processes()
+        if min(processes, len(todo)) < 2:
             return
 
-        pool = decode_pool(processes)
+        pool = decode_pool(processes)  # the shared pool at its size: a smaller job must not rebuild it
         futures = [pool.submit(_decode_to_disk, src, key, str(self.disk.root)) for src, key in todo]
         try:
             for n, fut in enumerate(futures, start=1):
