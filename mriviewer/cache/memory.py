@@ -116,6 +116,21 @@ class VolumeCache:
                 self._store(keys[n], vol)
         return out
 
+    def uncached(self, sources: Iterable[ModalitySource]) -> list[tuple[ModalitySource, tuple]]:
+        """``[(source, key)]`` of the sources neither in memory nor in the disk cache (what a
+        prefetch decodes); a source that cannot be stat-ed is left to :meth:`get`, which says
+        what is wrong. Needs a disk cache."""
+        todo = []
+        for src in sources:
+            try:
+                key = source_key(src)
+            except OSError:
+                continue
+            npy, meta = self.disk._paths(key)
+            if key not in self._items and not (npy.exists() and meta.exists()):
+                todo.append((src, key))
+        return todo
+
     def prefetch(self, sources: Iterable[ModalitySource], processes: int | None = None) -> list[str]:
         """Run :meth:`prefetch_iter` to the end; returns the error messages."""
         return [err for _, _, err in self.prefetch_iter(sources, processes) if err]
@@ -132,15 +147,7 @@ class VolumeCache:
         """
         if self.disk is None:
             return
-        todo = []
-        for src in sources:
-            try:
-                key = source_key(src)
-            except OSError:
-                continue
-            npy, meta = self.disk._paths(key)
-            if key not in self._items and not (npy.exists() and meta.exists()):
-                todo.append((src, key))
+        todo = self.uncached(sources)
         from mriviewer.cache.pool import decode_pool, default_processes
 
         processes = processes or default_processes()

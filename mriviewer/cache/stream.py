@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from mriviewer.cache.keys import source_key
 from mriviewer.data.cases import ModalitySource
 
 log = logging.getLogger(__name__)
@@ -89,17 +88,8 @@ def _submit(pool, cache, sources: Sequence[ModalitySource]) -> list:
     """Start decoding the sources not yet in memory or on disk: ``[(source, key, future)]``."""
     from mriviewer.cache.memory import _decode_to_disk
 
-    jobs = []
-    for src in sources:
-        try:
-            key = source_key(src)
-        except OSError:
-            continue  # cannot stat: get() decodes it and says what is wrong
-        npy, meta = cache.disk._paths(key)
-        if key in cache._items or (npy.exists() and meta.exists()):
-            continue
-        jobs.append((src, key, pool.submit(_decode_to_disk, src, key, str(cache.disk.root))))
-    return jobs
+    root = str(cache.disk.root)
+    return [(src, key, pool.submit(_decode_to_disk, src, key, root)) for src, key in cache.uncached(sources)]
 
 
 def _result(fut, src: ModalitySource) -> str | None:
