@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import dicom_gen  # noqa: E402
+from _timing import best_of  # noqa: E402
 
 from mriviewer.io.dicom.series import read_dicom_series  # noqa: E402
 
@@ -58,16 +59,6 @@ def find_dcm2niix() -> str:
     if not Path(exe).is_file():
         sys.exit('dcm2niix not found: pip install "dcm2niix>=1.0.20250506" (the test extra)')
     return exe
-
-
-def best_of(fn, repeat: int) -> float:
-    fn()  # warm-up: OS file cache, imports
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def run_dcm2niix(exe: str, folder: Path, out: Path) -> None:
@@ -157,9 +148,9 @@ def main() -> None:
     ratios = []
     for name, (folder, source) in series.items():
         out = work / "out" / folder.name
-        theirs_s = best_of(lambda f=folder, o=out: run_dcm2niix(exe, f, o), args.repeat)
-        ours_s = best_of(lambda s=source: read_dicom_series(s), args.repeat)
-        convert_s = best_of(lambda f=folder: run_convert(f, work / f"{f.name}.nii", work), args.repeat)
+        theirs_s = best_of(lambda f=folder, o=out: run_dcm2niix(exe, f, o), args.repeat, warm_up=True)
+        ours_s = best_of(lambda s=source: read_dicom_series(s), args.repeat, warm_up=True)
+        convert_s = best_of(lambda f=folder: run_convert(f, work / f"{f.name}.nii", work), args.repeat, warm_up=True)
         agrees = agreement(source, dcm2niix_volumes(out))
         ratios.append(ours_s / theirs_s)
         print(f"{name}: mriviewer {ours_s * 1000:.0f} ms, convert {convert_s * 1000:.0f} ms, "

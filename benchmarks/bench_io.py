@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _timing import best_of  # noqa: E402
 
 from mriviewer.cache.disk import DiskCache  # noqa: E402
 from mriviewer.cache.memory import VolumeCache  # noqa: E402
@@ -32,15 +35,6 @@ from mriviewer.data.cases import ModalitySource  # noqa: E402
 from mriviewer.data.discover import discover  # noqa: E402
 from mriviewer.io.dicom.scan import scan_series  # noqa: E402
 from mriviewer.io.dicom.series import read_dicom_series  # noqa: E402
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def sitk_read(folder: Path):
