@@ -113,24 +113,26 @@ def _entry_from_jobs(ds, case, present: list[str], jobs: list) -> dict:
     return _case_entry(ds, case, present, found)
 
 
-def _present(case) -> list[str]:
-    """The case's modalities to describe: the standard four first (3D cases), then the rest."""
+def _names(case) -> list[str]:
+    """The modalities an entry lists: the standard four first (3D cases; ``None`` when absent),
+    then the case's others."""
     from mriviewer.core.volume import MODALITIES
 
     names = list(MODALITIES) if not case.is_2d else []
-    return [m for m in names + [m for m in case.modalities if m not in names] if m in case.modalities]
+    return names + [m for m in case.modalities if m not in names]
+
+
+def _present(case) -> list[str]:
+    """The case's modalities to describe, in :func:`_names` order."""
+    return [m for m in _names(case) if m in case.modalities]
 
 
 def _case_entry(ds, case, present: list[str] | None, found: list) -> dict:
     """One case's entry from the descriptions ``found`` of its ``present`` modalities (dicts or
     errors); ``present`` ``None``: paths only (``--no-headers``)."""
-    from mriviewer.core.volume import MODALITIES
-
-    names = list(MODALITIES) if not case.is_2d else []
-    names += [m for m in case.modalities if m not in names]
     errors = list(case.errors)
     mods: dict = {}
-    for m in names:
+    for m in _names(case):
         src = case.modalities.get(m)
         if src is None:
             mods[m] = None
