@@ -9,6 +9,7 @@ series folders (:mod:`mriviewer.io.dicom`) — tried in that order; the first wh
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -122,16 +123,24 @@ def load_volume(source: str | Path | list[Path], modality: str = "", index4d: in
         LoadError: the source does not exist or cannot be read; the message names it. No other
             exception type escapes for bad input (an unexpected one is wrapped, with its type).
     """
-    try:
+    with _one_clear_error(source):
         vol = _load_volume(source, modality, index4d)
         if modality == "SEG":
             _check_label_map(vol, source)
         return vol
+
+
+@contextlib.contextmanager
+def _one_clear_error(source):
+    """Let mriviewer's errors and MemoryError through; anything else (a reader's bug or an input
+    nobody foresaw) becomes one LoadError naming the source, with the exception's type."""
+    try:
+        yield
     except MriViewerError:
         raise
     except MemoryError:
         raise
-    except Exception as exc:  # a reader's bug or an input nobody foresaw: still one clear message
+    except Exception as exc:
         where = source[0] if isinstance(source, list) and source else source
         raise LoadError(where, f"cannot read ({type(exc).__name__}: {exc})") from exc
 
@@ -153,15 +162,8 @@ def describe_source(source: str | Path | list[Path], modality: str = "", index4d
         LoadError: as :func:`load_volume` (pixel-only faults, e.g. undecodable slices, are not
             seen).
     """
-    try:
+    with _one_clear_error(source):
         vol, header_only = _read_header(source, modality, index4d)
-    except MriViewerError:
-        raise
-    except MemoryError:
-        raise
-    except Exception as exc:
-        where = source[0] if isinstance(source, list) and source else source
-        raise LoadError(where, f"cannot read ({type(exc).__name__}: {exc})") from exc
     return {**vol.describe(), "dtype": str(vol.data.dtype), "header_only": header_only}
 
 
