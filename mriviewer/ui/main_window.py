@@ -285,7 +285,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _fill_recent(self, items: list[str] | None = None) -> None:
         self.recent_menu.clear()
         for p in items if items is not None else app_settings.recent():
-            self.recent_menu.addAction(p, lambda p=p: self.open_path(p))
+            self.recent_menu.addAction(p, lambda p=p: self.open_path_in_background(p))
         self.recent_menu.setEnabled(not self.recent_menu.isEmpty())
 
     def current_case(self) -> Case | None:
